@@ -1,0 +1,3 @@
+"""FIRS: street-to-shop fashion image retrieval."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The offline pipeline: read -> fetch -> embed -> write shards -> build index."""

@@ -1,0 +1,154 @@
+"""`firs build`: catalogue sources in, an index directory out."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import __version__
+from ..catalog.fetch import FetchPolicy, ImageFetcher
+from ..catalog.product import ReadProblem
+from ..catalog.sources import read_catalog
+from ..catalog.store import ProductStore
+from ..errors import CatalogError
+from ..index import directory as layout
+from ..index.ann import AnnIndex, HnswParams
+from ..index.shards import write_shards
+from ..index.whitening import fit_whitening
+from ..vision.embedder import Embedder, EmbedderSpec
+from .embed_stage import embed_images
+
+
+@dataclass
+class BuildOptions:
+    fmt: str = "auto"
+    strict: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
+    embedder: EmbedderSpec = field(default_factory=EmbedderSpec)
+    whitening_dim: int = 256
+    whitening_shrink: float = 0.1
+    hnsw: HnswParams = field(default_factory=HnswParams)
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    batch_size: int = 32
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class BuildReport:
+    read: int = 0
+    indexed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    problems: list[ReadProblem] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def failure_reasons(self) -> Counter[str]:
+        """Failures grouped by the reason's kind (the text after the image name)."""
+        return Counter(_reason_kind(reason) for reason in self.failures.values())
+
+    def skip_reasons(self) -> Counter[str]:
+        return Counter(_reason_kind(problem.reason) for problem in self.problems)
+
+
+def _reason_kind(reason: str) -> str:
+    text = reason.split(": ", 1)[1] if reason.startswith(("/", "http", "product ")) and ": " in reason else reason
+    return text.split(" (")[0][:80]
+
+
+def build_index(
+    sources: list[Path], out: Path, options: BuildOptions | None = None, embedder: Embedder | None = None
+) -> BuildReport:
+    """Read, fetch, embed and index; the result replaces `out` only if every step succeeds."""
+    options = options or BuildOptions()
+    report = BuildReport()
+    clock = time.perf_counter()
+    products, problems = read_catalog(sources, options.fmt, options.strict, options.columns)
+    report.read, report.problems, report.skipped = len(products), problems.problems, len(problems.problems)
+    report.seconds["read"] = time.perf_counter() - clock
+    if not products:
+        raise CatalogError(f"no products could be read from {', '.join(map(str, sources))}")
+
+    with layout.atomic_index_dir(out) as staging:
+        store = ProductStore.create(staging / layout.STORE)
+        store.add(products)
+
+        clock = time.perf_counter()
+        fetched = ImageFetcher(options.cache_dir, options.fetch).fetch_all(products, options.progress)
+        items: list[tuple[str, str]] = []
+        for product in products:
+            result = fetched[product.id]
+            if result.path is None:
+                report.failures[product.id] = result.error or "fetch failed"
+                store.set_status(product.id, "failed", result.error)
+            else:
+                items.append((product.id, result.path))
+                store.set_status(product.id, "fetched", None, result.path)
+        store.commit()
+        report.seconds["fetch"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        embedder = embedder or Embedder(options.embedder, threads=options.threads)
+        embedded = embed_images(items, embedder, options.batch_size, progress=options.progress)
+        for product_id, reason in embedded.failures.items():
+            report.failures[product_id] = reason
+            store.set_status(product_id, "failed", reason)
+        store.commit()
+        report.seconds["embed"] = time.perf_counter() - clock
+        if not embedded.ids:
+            raise CatalogError(
+                f"none of the {len(products)} products has a usable image; nothing to index "
+                f"(first failure: {next(iter(report.failures.values()), 'none')})"
+            )
+
+        clock = time.perf_counter()
+        write_shards(staging / layout.FEATURES, embedded.ids, embedded.features)
+        whitening = fit_whitening(embedded.features, options.whitening_dim, options.whitening_shrink)
+        whitening.save(staging / layout.WHITENING)
+        vectors = whitening.apply(embedded.features)
+        ann = AnnIndex.build(vectors, options.hnsw)
+        ann.save(staging / layout.ANN)
+        store.assign_labels(embedded.ids)
+        store.close()
+        report.seconds["index"] = time.perf_counter() - clock
+        report.indexed, report.failed = len(embedded.ids), len(report.failures)
+
+        layout.write_manifest(
+            staging,
+            {
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "firs_version": __version__,
+                "embedder": embedder.identity,
+                "whitening": {
+                    "method": "pca",
+                    "dim": whitening.dim,
+                    "shrink": options.whitening_shrink,
+                    "fitted_on": "catalogue features (no labels)",
+                },
+                "dim": whitening.dim,
+                "metric": "cosine",
+                "ann": {
+                    "library": "hnswlib",
+                    "version": importlib.metadata.version("hnswlib"),
+                    **options.hnsw.as_dict(),
+                },
+                "catalog_processing": "whole image, letterboxed"
+                if options.embedder.resize == "pad"
+                else f"whole image, {options.embedder.resize}",
+                "counts": {
+                    "read": report.read,
+                    "indexed": report.indexed,
+                    "skipped": report.skipped,
+                    "failed": report.failed,
+                },
+                "sources": [str(Path(s).absolute()) for s in sources],
+                "feature_dtype": "float32",
+            },
+        )
+    return report

@@ -1,0 +1,1 @@
+"""Products in: catalogue readers, image fetching, the product store."""

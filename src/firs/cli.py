@@ -1,0 +1,189 @@
+"""The `firs` command: build, search, eval, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import FirsError
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="index a catalogue",
+        description=(
+            "Read catalogue SOURCEs (Amazon metadata .json/.gz, CSV, or an image folder), fetch "
+            "their images, embed them and write an index directory."
+        ),
+    )
+    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE")
+    p.add_argument("--out", required=True, type=Path, metavar="INDEX_DIR")
+    p.add_argument("--format", default="auto", choices=["auto", "amazon", "csv", "folder"])
+    p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
+    p.add_argument("--columns", metavar="FIELD=COLUMN,...", help="CSV column names, e.g. image=filename,title=name")
+    p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
+    p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per download attempt")
+    p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--whitening-dim", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="find the products in a photo",
+        description="Search an index with a photo; prints a table or --json.",
+    )
+    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
+    p.add_argument("--mode", default="simple", choices=["simple"])
+    p.add_argument("--top-k", type=int, default=10, metavar="K")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="recall@k, mAP and latency over a queries file",
+        description=("QUERIES.tsv has a header query<TAB>product_id; query paths are relative to its folder."),
+    )
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
+    p.add_argument("--queries", required=True, type=Path, metavar="QUERIES.tsv")
+    p.add_argument("--mode", action="append", choices=["simple"], help="repeatable; default simple")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="build and search a demo catalogue",
+        description=(
+            "Draw a demo catalogue of garments, index it, and search it with a photo of one of them "
+            "drawn differently on a cluttered background. No network needed."
+        ),
+    )
+    p.add_argument(
+        "--catalog", type=Path, nargs="+", metavar="SOURCE", help="use a real catalogue instead of the drawn one"
+    )
+    p.add_argument("--query", type=Path, help="the photo to search with")
+    p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the demo files go")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="firs", description="FIRS: street-to-shop fashion search.")
+    root.add_argument("--version", action="version", version=f"firs {__version__}")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_build(sub)
+    _add_search(sub)
+    _add_eval(sub)
+    _add_demo(sub)
+    return root
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .build.pipeline import BuildOptions, build_index
+    from .build.summary import print_summary
+    from .catalog.csv_reader import parse_column_map
+    from .catalog.fetch import FetchPolicy
+
+    options = BuildOptions(
+        fmt=args.format,
+        strict=args.strict,
+        columns=parse_column_map(args.columns),
+        fetch=FetchPolicy(timeout=args.timeout, retries=args.retries, workers=args.workers),
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    if args.cache_dir:
+        options.cache_dir = args.cache_dir
+    if args.whitening_dim:
+        options.whitening_dim = args.whitening_dim
+    report = build_index(args.sources, args.out, options)
+    print_summary(report, args.out)
+    return 0
+
+
+def format_table(answer: dict[str, Any]) -> str:
+    rows = [("#", "score", "id", "title", "brand", "category", "price")]
+    for rank, r in enumerate(answer["results"], start=1):
+        price = "" if r.get("price") is None else f"{r['price']:.2f}"
+        rows.append(
+            (
+                str(rank),
+                f"{r['score']:.3f}",
+                r["id"],
+                (r.get("title") or "")[:40],
+                (r.get("brand") or "")[:16],
+                (r.get("category") or "")[:20],
+                price,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in answer["timings_ms"].items())
+    return "\n".join([*lines, f"timings (ms): {timings}"])
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from .search.engine import SearchEngine
+
+    engine = SearchEngine(args.index)
+    answer = engine.search_image(args.image, k=args.top_k, mode=args.mode).as_dict()
+    print(json.dumps(answer, ensure_ascii=False) if args.json else format_table(answer))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .eval.runner import evaluate
+    from .search.engine import SearchEngine
+
+    engine = SearchEngine(args.index)
+    report = evaluate(engine, args.queries, args.mode or ["simple"], progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for mode, entry in report.items():
+        recalls = "  ".join(f"{k} {v:.3f}" for k, v in entry.items() if k.startswith("recall@"))
+        total = entry["timings_ms"]["total"]
+        print(
+            f"{mode}: {entry['n_queries']} queries  {recalls}  mAP {entry['mAP']:.3f}  "
+            f"total p50 {total['p50']:.1f} ms p95 {total['p95']:.1f} ms"
+        )
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo.run import run_demo
+
+    run_demo(args.workdir, catalog=args.catalog, query=args.query)
+    return 0
+
+
+COMMANDS = {"build": _run_build, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .runtime import tune_allocator
+
+    tune_allocator()
+    try:
+        return COMMANDS[args.command](args)
+    except FirsError as exc:
+        print(f"firs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"firs {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

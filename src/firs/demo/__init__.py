@@ -1,0 +1,1 @@
+"""The built-in demo: a drawn garment catalogue, its index, an example query."""

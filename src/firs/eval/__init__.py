@@ -1,0 +1,1 @@
+"""Recall@k, mAP and latency measurement over a queries file."""

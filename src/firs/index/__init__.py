@@ -1,0 +1,1 @@
+"""Vectors to neighbours: whitening, the ANN index, the on-disk index directory."""

@@ -1,0 +1,54 @@
+"""PCA-whitening fitted on the catalogue (no labels), applied to both sides.
+
+Zero-shot ImageNet features of an on-model photo sit near other on-model photos, not
+near the flat product shot; whitening removes the dominant "photo style" directions.
+Eigenvalues are shrunk towards their mean (`shrink`), so a small catalogue, whose
+covariance is rank-deficient, gets a mild transform instead of exploding noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Whitening:
+    mean: np.ndarray  # (d_in,)
+    projection: np.ndarray  # (d_in, d_out)
+
+    @property
+    def dim(self) -> int:
+        return int(self.projection.shape[1])
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        """(n, d_in) -> (n, d_out), L2-normalised, float32."""
+        out = (np.atleast_2d(features) - self.mean) @ self.projection
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, mean=self.mean, projection=self.projection)
+
+    @classmethod
+    def load(cls, path: Path) -> Whitening:
+        with np.load(path) as data:
+            return cls(mean=data["mean"].astype(np.float32), projection=data["projection"].astype(np.float32))
+
+
+def fit_whitening(features: np.ndarray, dim: int = 256, shrink: float = 0.1) -> Whitening:
+    """PCA on `features` (n, d); keep `dim` components, scale each by 1/sqrt(eigenvalue + shrink*mean)."""
+    features = np.asarray(features, dtype=np.float64)
+    mean = features.mean(axis=0)
+    centred = features - mean
+    covariance = centred.T @ centred / max(1, len(features) - 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    # Directions beyond rank n-1 carry no catalogue variance: drop them rather than amplify noise.
+    keep = max(1, min(dim, features.shape[1], len(features) - 1))
+    order = np.argsort(eigenvalues)[::-1][:keep]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+    floor = shrink * float(eigenvalues.mean()) + 1e-12
+    projection = eigenvectors[:, order] / np.sqrt(eigenvalues + floor)
+    return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32))

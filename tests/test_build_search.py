@@ -1,0 +1,143 @@
+"""Build -> search round trips on generated catalogues, atomic rebuilds, index checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageEnhance
+
+from firs.build.pipeline import BuildOptions, build_index
+from firs.cli import main
+from firs.errors import CatalogError, IndexFormatError
+from firs.index import directory as layout
+from firs.index.shards import read_shards
+from firs.search.engine import SearchEngine
+from firs.vision.embedder import Embedder
+
+
+def transformed_copy(path: Path, out: Path) -> Path:
+    """The product photographed differently: cropped, smaller, darker, JPEG-compressed."""
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    image = image.crop((int(w * 0.06), int(h * 0.04), int(w * 0.97), int(h * 0.95)))
+    image = ImageEnhance.Brightness(image.resize((180, 170))).enhance(0.85)
+    image.save(out, "JPEG", quality=80)
+    return out
+
+
+def _ids(catalog: Path) -> list[str]:
+    with catalog.open() as handle:
+        return [row["id"] for row in csv.DictReader(handle)]
+
+
+def test_index_directory_contents(garment_index: Path, garment_catalog: Path) -> None:
+    manifest = json.loads((garment_index / layout.MANIFEST).read_text())
+    assert manifest["counts"] == {"read": 24, "indexed": 24, "skipped": 0, "failed": 0}
+    assert manifest["embedder"]["model"] == "efficientnet-lite0"
+    assert manifest["metric"] == "cosine"
+    for name in (layout.STORE, layout.ANN, layout.WHITENING, "features/part-00000.parquet"):
+        assert name in manifest["files"]
+    ids, features = read_shards(garment_index / layout.FEATURES)
+    assert sorted(ids) == sorted(_ids(garment_catalog)) and features.shape == (24, 1280)
+
+
+def test_transformed_copy_comes_first(
+    garment_index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    engine = SearchEngine(garment_index, embedder)
+    for product_id in _ids(garment_catalog)[::5]:
+        query = transformed_copy(garment_catalog.parent / "img" / f"{product_id}.png", tmp_path / f"{product_id}.jpg")
+        answer = engine.search_image(query, k=5)
+        assert answer.results[0]["id"] == product_id
+        assert set(answer.timings_ms) == {"decode", "embed", "search", "total"}
+
+
+def test_cli_search_json(
+    garment_index: Path, garment_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    product_id = _ids(garment_catalog)[3]
+    query = transformed_copy(garment_catalog.parent / "img" / f"{product_id}.png", tmp_path / "q.jpg")
+    assert main(["search", str(query), "--index", str(garment_index), "--top-k", "3", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["results"]) == 3
+    top = answer["results"][0]
+    assert top["id"] == product_id
+    for key in ("score", "title", "brand", "category", "price", "image", "color"):
+        assert key in top
+    assert top["brand"] == "Acme" and isinstance(top["price"], float)
+    assert set(answer["timings_ms"]) >= {"decode", "embed", "search", "total"}
+    assert main(["search", str(query), "--index", str(garment_index)]) == 0
+    table = capsys.readouterr().out
+    assert product_id in table and "timings (ms)" in table
+
+
+def test_failed_build_leaves_old_index_intact(
+    garment_index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    target = tmp_path / "index"
+    shutil.copytree(garment_index, target)
+    before = (target / layout.MANIFEST).read_text()
+    broken = tmp_path / "broken.csv"
+    broken.write_text("id,image\nz1,missing1.jpg\nz2,missing2.jpg\n")
+    with pytest.raises(CatalogError, match=r"none of the 2 products"):
+        build_index([broken], target, BuildOptions(progress=False), embedder)
+    assert (target / layout.MANIFEST).read_text() == before
+    assert SearchEngine(target, embedder).store.count() == 24
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index.")]
+
+
+def test_partial_failures_are_reported_not_fatal(garment_catalog: Path, embedder: Embedder, tmp_path: Path) -> None:
+    catalog = tmp_path / "mixed.csv"
+    folder = garment_catalog.parent
+    rows = garment_catalog.read_text().splitlines()
+    (tmp_path / "fake.jpg").write_text("not really a jpeg")
+    extra = ["bad1,missing.jpg,x,y,z,w,1", f"bad2,{tmp_path / 'fake.jpg'},x,y,z,w,1", "bad3,,x,y,z,w,1"]
+    catalog.write_text("\n".join(rows[:6] + extra) + "\n")
+    catalog_rows = [line.replace("img/", f"{folder}/img/") for line in catalog.read_text().splitlines()]
+    catalog.write_text("\n".join(catalog_rows) + "\n")
+    report = build_index([catalog], tmp_path / "idx", BuildOptions(progress=False), embedder)
+    assert (report.read, report.indexed, report.skipped, report.failed) == (7, 5, 1, 2)
+    assert "no such file" in report.failures["bad1"] and "not an image" in report.failures["bad2"]
+    store = SearchEngine(tmp_path / "idx", embedder).store
+    assert store.get("bad1")["status"] == "failed" and store.count("indexed") == 5
+
+
+def test_embedder_mismatch_is_a_clear_error(garment_index: Path, embedder: Embedder, tmp_path: Path) -> None:
+    target = tmp_path / "index"
+    shutil.copytree(garment_index, target)
+    manifest = json.loads((target / layout.MANIFEST).read_text())
+    manifest["embedder"]["weights_sha256"] = "0" * 64
+    (target / layout.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match=r"different embedder.*weights_sha256"):
+        SearchEngine(target, embedder)
+
+
+def test_corrupt_or_missing_index_is_a_clear_error(garment_index: Path, embedder: Embedder, tmp_path: Path) -> None:
+    target = tmp_path / "index"
+    shutil.copytree(garment_index, target)
+    with (target / layout.ANN).open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff" * 16)
+    with pytest.raises(IndexFormatError, match="checksum"):
+        SearchEngine(target, embedder)
+    (target / layout.ANN).write_bytes(b"short")
+    with pytest.raises(IndexFormatError, match="corrupt"):
+        SearchEngine(target, embedder)
+    with pytest.raises(IndexFormatError, match="no such index directory"):
+        SearchEngine(tmp_path / "nowhere", embedder)
+    (target / layout.MANIFEST).write_text("{not json")
+    with pytest.raises(IndexFormatError, match="corrupt manifest"):
+        SearchEngine(target, embedder)
+
+
+def test_build_refuses_to_replace_a_non_index_folder(garment_catalog: Path, embedder: Embedder, tmp_path: Path) -> None:
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(IndexFormatError, match="not a FIRS index"):
+        build_index([garment_catalog], precious, BuildOptions(progress=False), embedder)
+    assert (precious / "holiday.jpg").exists()

@@ -1,0 +1,73 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from firs.errors import ImageError
+from firs.vision.decode import decode_image, load_image
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_rejects_non_images_and_empty() -> None:
+    with pytest.raises(ImageError, match="not an image"):
+        decode_image(b"%PDF-1.4 hello", "doc.pdf")
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"", "empty.jpg")
+
+
+def test_rejects_truncated_jpeg() -> None:
+    buffer = io.BytesIO()
+    Image.effect_noise((256, 256), 60).convert("RGB").save(buffer, "JPEG")
+    data = buffer.getvalue()
+    with pytest.raises(ImageError, match=r"truncated|damaged"):
+        decode_image(data[: len(data) // 2], "cut.jpg")
+
+
+def test_rejects_decompression_bomb_and_absurd_sizes() -> None:
+    bomb = _png(Image.new("1", (11_000, 11_000)))  # 121 Mpx in a few kB
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageError, match=r"too large|bomb"):
+        decode_image(bomb, "bomb.png")
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(_png(Image.new("L", (12_500, 4))), "strip.png")
+    with pytest.raises(ImageError, match="too small"):
+        decode_image(_png(Image.new("RGB", (2, 2))), "dot.png")
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    assert decode_image(buffer.getvalue()).size == (20, 40)
+
+
+def test_modes_convert_to_rgb() -> None:
+    transparent = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
+    assert decode_image(_png(transparent)).getpixel((0, 0)) == (255, 255, 255)
+    palette = Image.new("P", (16, 16), 1)
+    palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    assert decode_image(_png(palette)).getpixel((3, 3)) == (10, 200, 30)
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))
+    buffer = io.BytesIO()
+    cmyk.save(buffer, "JPEG")
+    r, g, b = decode_image(buffer.getvalue()).getpixel((8, 8))
+    assert r > 200 and g < 60 and b < 60
+    sixteen = Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16))
+    sixteen_mid = Image.fromarray(np.full((16, 16), 32768, dtype=np.uint16))
+    assert decode_image(_png(sixteen)).getpixel((0, 0)) == (255, 255, 255)
+    assert decode_image(_png(sixteen_mid)).getpixel((0, 0))[0] in (127, 128)
+    for image in (transparent, palette, sixteen):
+        assert decode_image(_png(image)).mode == "RGB"
+
+
+def test_load_image_missing_file(tmp_path) -> None:
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "missing.jpg")

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from firs.catalog.sources import detect_format, read_catalog
+from firs.errors import CatalogError
+
+
+def test_folder_reader_ids_and_categories(tmp_path: Path) -> None:
+    (tmp_path / "shoes").mkdir()
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "red-top.jpg")
+    Image.new("RGB", (20, 20), "blue").save(tmp_path / "shoes" / "blue_sneaker.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    products, problems = read_catalog([tmp_path])
+    assert sorted(p.id for p in products) == ["blue_sneaker", "red-top"]
+    sneaker = next(p for p in products if p.id == "blue_sneaker")
+    assert sneaker.categories == ["shoes"] and sneaker.title == "blue sneaker"
+    assert len(problems.problems) == 1 and "notes.txt" in problems.problems[0].path
+
+
+def test_duplicate_id_across_sources_names_both(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,image\nx1,1.jpg\nx2,2.jpg\n")
+    b.write_text("id,image\nx3,3.jpg\nx2,4.jpg\n")
+    with pytest.raises(CatalogError) as error:
+        read_catalog([a, b])
+    assert f"{a}:3" in str(error.value) and f"{b}:3" in str(error.value)
+
+
+def test_sources_merge_and_formats(tmp_path: Path) -> None:
+    a = tmp_path / "a.csv"
+    a.write_text("id,image\nx1,1.jpg\n")
+    b = tmp_path / "meta.json"
+    b.write_text('{"asin": "B1", "imageURL": ["http://h/i.jpg"]}\n')
+    products, _ = read_catalog([a, b])
+    assert [p.id for p in products] == ["x1", "B1"]
+    assert detect_format(a) == "csv" and detect_format(b) == "amazon"
+    assert detect_format(tmp_path) == "folder"
+
+
+def test_missing_source_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="does not exist"):
+        read_catalog([tmp_path / "nope.csv"])
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(CatalogError, match="cannot read"):
+        read_catalog([path])
