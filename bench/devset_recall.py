@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("features", type=Path, nargs="+")
     parser.add_argument("--dims", default="128,256,512,1024")
-    parser.add_argument("--shrinks", default="0,0.01,0.1,1")
+    parser.add_argument("--shrinks", default="auto,0.1,1")
     args = parser.parse_args()
     print("features                                  pool  whitening        R@1    R@10   R@20")
     for path in args.features:
@@ -42,9 +42,9 @@ def main() -> None:
             gallery, queries = normalise(data[f"gallery_{pool}"]), normalise(data[f"queries_{pool}"])
             rows = [("none", recalls(gallery, queries, ids, truth))]
             for dim in map(int, args.dims.split(",")):
-                for shrink in map(float, args.shrinks.split(",")):
+                for shrink in [None if s == "auto" else float(s) for s in args.shrinks.split(",")]:
                     w = fit_whitening(gallery, dim, shrink)
-                    rows.append((f"pca{dim} s{shrink:g}", recalls(w.apply(gallery), w.apply(queries), ids, truth)))
+                    rows.append((f"pca{dim} s{w.shrink:.2g}", recalls(w.apply(gallery), w.apply(queries), ids, truth)))
             for name, (r1, r10, r20) in rows:
                 print(f"{path.stem:40s}  {pool:4s}  {name:15s}  {r1:.3f}  {r10:.3f}  {r20:.3f}", flush=True)
 

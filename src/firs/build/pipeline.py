@@ -30,8 +30,8 @@ class BuildOptions:
     columns: dict[str, str] = field(default_factory=dict)
     cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
     embedder: EmbedderSpec = field(default_factory=EmbedderSpec)
-    whitening_dim: int = 256
-    whitening_shrink: float = 0.1
+    whitening_dim: int = 1024
+    whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     hnsw: HnswParams = field(default_factory=HnswParams)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     batch_size: int = 32
@@ -128,7 +128,7 @@ def build_index(
                 "whitening": {
                     "method": "pca",
                     "dim": whitening.dim,
-                    "shrink": options.whitening_shrink,
+                    "shrink": whitening.shrink,
                     "fitted_on": "catalogue features (no labels)",
                 },
                 "dim": whitening.dim,

@@ -3,7 +3,10 @@
 Zero-shot ImageNet features of an on-model photo sit near other on-model photos, not
 near the flat product shot; whitening removes the dominant "photo style" directions.
 Eigenvalues are shrunk towards their mean (`shrink`), so a small catalogue, whose
-covariance is rank-deficient, gets a mild transform instead of exploding noise.
+covariance is rank-deficient, gets a mild transform instead of exploding noise. By default
+the shrinkage follows d/n (dimensions per sample), clipped to [0.1, 10]: on the dev set
+(9.6k products, d/n = 0.13) 0.1 and 1 score alike, while on the 64-product demo catalogue
+0.1 pushed the right product from rank 2 to rank 8 and 10 kept it at 2.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 class Whitening:
     mean: np.ndarray  # (d_in,)
     projection: np.ndarray  # (d_in, d_out)
+    shrink: float = 0.0
 
     @property
     def dim(self) -> int:
@@ -30,17 +34,27 @@ class Whitening:
         return out.astype(np.float32)
 
     def save(self, path: Path) -> None:
-        np.savez(path, mean=self.mean, projection=self.projection)
+        np.savez(path, mean=self.mean, projection=self.projection, shrink=self.shrink)
 
     @classmethod
     def load(cls, path: Path) -> Whitening:
         with np.load(path) as data:
-            return cls(mean=data["mean"].astype(np.float32), projection=data["projection"].astype(np.float32))
+            return cls(
+                mean=data["mean"].astype(np.float32),
+                projection=data["projection"].astype(np.float32),
+                shrink=float(data["shrink"]),
+            )
 
 
-def fit_whitening(features: np.ndarray, dim: int = 256, shrink: float = 0.1) -> Whitening:
+def auto_shrink(n: int, d: int) -> float:
+    return float(np.clip(d / max(1, n), 0.1, 10.0))
+
+
+def fit_whitening(features: np.ndarray, dim: int = 1024, shrink: float | None = None) -> Whitening:
     """PCA on `features` (n, d); keep `dim` components, scale each by 1/sqrt(eigenvalue + shrink*mean)."""
     features = np.asarray(features, dtype=np.float64)
+    if shrink is None:
+        shrink = auto_shrink(*features.shape)
     mean = features.mean(axis=0)
     centred = features - mean
     covariance = centred.T @ centred / max(1, len(features) - 1)
@@ -51,4 +65,4 @@ def fit_whitening(features: np.ndarray, dim: int = 256, shrink: float = 0.1) -> 
     eigenvalues = np.clip(eigenvalues[order], 0.0, None)
     floor = shrink * float(eigenvalues.mean()) + 1e-12
     projection = eigenvectors[:, order] / np.sqrt(eigenvalues + floor)
-    return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32))
+    return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32), shrink=shrink)

@@ -37,7 +37,7 @@ class EmbedderSpec:
 
     model: str = "efficientnet-lite0"
     input_size: int = 224
-    resize: str = "pad"  # pad: letterbox on white; squash: stretch; crop: centre crop
+    resize: str = "crop"  # crop: centre square; pad: letterbox on white; squash: stretch
     pooling: str = "gem"
     gem_p: float = 3.0
 
