@@ -13,7 +13,6 @@ so a build that fails midway leaves the previous index untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexFormatError
+from ..files import sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -31,14 +31,6 @@ STORE = "products.sqlite"
 WHITENING = "whitening.npz"
 ANN = "ann.hnsw"
 FEATURES = "features"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksums(folder: Path) -> dict[str, dict[str, Any]]:

