@@ -48,12 +48,27 @@ def main() -> None:
     size = args.size or {"efficientnet-lite0": 224, "efficientnet-lite2": 260}[args.model]
     if args.child:
         single, batched = measure(args.model, size, args.batch, args.child == "tuned")
-        print(f"{args.model} {size}px allocator={args.child:8s} batch 1: {single:6.1f} ms/image   "
-              f"batch {args.batch}: {batched:6.1f} ms/image   ({default_threads()} threads)")
+        print(
+            f"{args.model} {size}px allocator={args.child:8s} batch 1: {single:6.1f} ms/image   "
+            f"batch {args.batch}: {batched:6.1f} ms/image   ({default_threads()} threads)"
+        )
         return
     for mode in ("default", "tuned"):
-        subprocess.run([sys.executable, __file__, "--model", args.model, "--size", str(size),
-                        "--batch", str(args.batch), "--child", mode], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--size",
+                str(size),
+                "--batch",
+                str(args.batch),
+                "--child",
+                mode,
+            ],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

@@ -21,17 +21,22 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
             "their images, embed them and write an index directory."
         ),
     )
-    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE")
-    p.add_argument("--out", required=True, type=Path, metavar="INDEX_DIR")
-    p.add_argument("--format", default="auto", choices=["auto", "amazon", "csv", "folder"])
+    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="catalogue file or image folder")
+    p.add_argument("--out", required=True, type=Path, metavar="INDEX_DIR", help="index directory to write")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "amazon", "csv", "folder"],
+        help="source format (auto: folder, *.csv, else Amazon JSON/dict lines)",
+    )
     p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
     p.add_argument("--columns", metavar="FIELD=COLUMN,...", help="CSV column names, e.g. image=filename,title=name")
     p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per download attempt")
     p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--whitening-dim", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch")
+    p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -41,10 +46,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
         help="find the products in a photo",
         description="Search an index with a photo; prints a table or --json.",
     )
-    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, ...)")
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
-    p.add_argument("--mode", default="simple", choices=["simple"])
-    p.add_argument("--top-k", type=int, default=10, metavar="K")
+    p.add_argument("--mode", default="simple", choices=["simple"], help="simple: embed the whole photo")
+    p.add_argument("--top-k", type=int, default=10, metavar="K", help="how many products (10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -185,7 +185,7 @@ def cluttered_scene(garment: Image.Image, seed: int = 7, size: tuple[int, int] =
     item = garment.resize((int(size[1] * 0.8),) * 2)
     alpha = Image.eval(item.convert("L"), lambda v: 0 if v > 245 else 255)
     item, alpha = item.rotate(8, expand=True, fillcolor=(255, 255, 255)), alpha.rotate(8, expand=True)
-    scene.paste(item, (int(size[0] * 0.38), int(size[1] * 0.06)), alpha)
+    scene.paste(item, (int(size[0] * 0.24), int(size[1] * 0.04)), alpha)
     return scene
 
 

@@ -63,6 +63,11 @@ def run_demo(workdir: Path, catalog: list[Path] | None = None, query: Path | Non
         print(f"\nquery: {query}")
     answer = SearchEngine(index).search_image(query, k=5).as_dict()
     print(format_table(answer))
+    if catalog is None:
+        ids = [result["id"] for result in answer["results"]]
+        target = QUERY_PRODUCT.product_id
+        place = f"#{ids.index(target) + 1}" if target in ids else "not in the top 5"
+        print(f"the product in the photo, {target}, came {place} (mode simple embeds the whole photo)")
     print(f"""
 what to try next:
   firs search {query} --index {index} --json        # the same answer as JSON
