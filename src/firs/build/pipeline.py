@@ -134,8 +134,8 @@ def build_index(
                 "dim": whitening.dim,
                 "metric": "cosine",
                 "ann": {
-                    "library": "hnswlib",
-                    "version": importlib.metadata.version("hnswlib"),
+                    "library": "faiss-hnsw",
+                    "version": importlib.metadata.version("faiss-cpu"),
                     **options.hnsw.as_dict(),
                 },
                 "catalog_processing": "whole image, letterboxed"

@@ -1,7 +1,10 @@
-"""The approximate nearest-neighbour index: hnswlib HNSW on L2-normalised vectors.
+"""The approximate nearest-neighbour index: faiss HNSW (IndexHNSWFlat) on L2-normalised vectors.
 
-hnswlib was chosen over faiss (IndexHNSWFlat) and usearch by bench/ann_compare.py:
-see docs/architecture.md for the numbers. Inner product on unit vectors = cosine.
+faiss was chosen over hnswlib and usearch by bench/ann_compare.py (100k x 1024-d, M=32,
+efConstruction=200, one query thread): at recall@10 ~0.99 faiss answered in 3.1 ms,
+hnswlib in 4.9 ms, usearch in 9.2 ms, and faiss built fastest (154 s vs 187 s and 255 s on
+2 cores). It also filters natively inside the graph search (IDSelector), which the tag mode
+and metadata filters need. Inner product on unit vectors = cosine similarity.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import hnswlib
+import faiss
 import numpy as np
 
 from ..errors import IndexFormatError
@@ -19,54 +22,52 @@ from ..errors import IndexFormatError
 class HnswParams:
     m: int = 32
     ef_construction: int = 200
-    ef_search: int = 128
+    ef_search: int = 256
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 class AnnIndex:
-    def __init__(self, index: hnswlib.Index, params: HnswParams) -> None:
+    def __init__(self, index: faiss.IndexHNSWFlat, params: HnswParams) -> None:
         self.index = index
         self.params = params
 
     @classmethod
-    def build(cls, vectors: np.ndarray, params: HnswParams | None = None, threads: int = -1) -> AnnIndex:
+    def build(cls, vectors: np.ndarray, params: HnswParams | None = None) -> AnnIndex:
+        """Labels are row numbers 0..n-1 of `vectors`."""
         params = params or HnswParams()
-        n, dim = vectors.shape
-        index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=max(1, n), ef_construction=params.ef_construction, M=params.m)
-        if n:
-            index.add_items(vectors, np.arange(n), num_threads=threads)
-        index.set_ef(params.ef_search)
+        index = faiss.IndexHNSWFlat(vectors.shape[1], params.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = params.ef_construction
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index, params)
 
     @classmethod
     def load(cls, path: Path, dim: int, count: int, params: HnswParams) -> AnnIndex:
-        index = hnswlib.Index(space="ip", dim=dim)
         try:
-            index.load_index(str(path), max_elements=max(1, count))
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise IndexFormatError(f"{path}: ANN index unreadable ({exc})") from None
-        if index.get_current_count() != count:
+            index = faiss.read_index(str(path))
+        except (RuntimeError, OSError) as exc:
+            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
+            raise IndexFormatError(f"{path}: ANN index unreadable ({message})") from None
+        if index.d != dim or index.ntotal != count:
             raise IndexFormatError(
-                f"{path}: ANN index holds {index.get_current_count()} vectors, manifest says {count}"
+                f"{path}: ANN index holds {index.ntotal} vectors of {index.d} dims, "
+                f"manifest says {count} of {dim}"
             )
-        index.set_ef(params.ef_search)
         return cls(index, params)
 
     def save(self, path: Path) -> None:
-        self.index.save_index(str(path))
+        faiss.write_index(self.index, str(path))
 
     def __len__(self) -> int:
-        return self.index.get_current_count()
+        return int(self.index.ntotal)
 
     def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and cosine similarities, each (n, k'), k' = min(k, size)."""
+        """Labels and cosine similarities, each (n, k'), k' = min(k, size), best first."""
+        queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         k = min(k, len(self))
         if k == 0:
-            empty = np.zeros((len(np.atleast_2d(vectors)), 0))
-            return empty.astype(np.int64), empty.astype(np.float32)
-        self.index.set_ef(max(self.params.ef_search, k))
-        labels, distances = self.index.knn_query(np.atleast_2d(vectors), k=k)
-        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
+        scores, labels = self.index.search(queries, k, params=search)
+        return labels.astype(np.int64), scores.astype(np.float32)

@@ -4,7 +4,7 @@
       manifest.json        format version, embedder identity, dims, counts, checksums
       products.sqlite      the product store
       whitening.npz        the catalogue-fitted whitening (mean, projection)
-      ann.hnsw             the HNSW graph over whitened vectors; label = products.idx
+      ann.faiss            the HNSW graph (faiss) over whitened vectors; label = products.idx
       features/part-*.parquet   raw features: rebuild any index without re-embedding
 
 A build writes into a sibling temporary folder and renames it into place at the end,
@@ -29,7 +29,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
-ANN = "ann.hnsw"
+ANN = "ann.faiss"
 FEATURES = "features"
 
 
