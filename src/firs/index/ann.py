@@ -51,8 +51,7 @@ class AnnIndex:
             raise IndexFormatError(f"{path}: ANN index unreadable ({message})") from None
         if index.d != dim or index.ntotal != count:
             raise IndexFormatError(
-                f"{path}: ANN index holds {index.ntotal} vectors of {index.d} dims, "
-                f"manifest says {count} of {dim}"
+                f"{path}: ANN index holds {index.ntotal} vectors of {index.d} dims, manifest says {count} of {dim}"
             )
         return cls(index, params)
 
