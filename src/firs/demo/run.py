@@ -69,10 +69,10 @@ def run_demo(workdir: Path, catalog: list[Path] | None = None, query: Path | Non
         place = f"#{ids.index(target) + 1}" if target in ids else "not in the top 5"
         print(f"the product in the photo, {target}, came {place} (mode simple embeds the whole photo)")
     print(f"""
-what to try next:
-  firs search {query} --index {index} --json        # the same answer as JSON
-  firs search YOUR_PHOTO.jpg --index {index}          # your own photo
-  firs build YOUR_CATALOG.csv --out my-index          # CSV: id,image,title,brand,category,price
-  firs build meta_Clothing.json.gz --out my-index     # Amazon product metadata (2014 or 2018)
-  firs demo --catalog YOUR_CATALOG.csv                # this demo on a real catalogue
-  firs eval --index my-index --queries queries.tsv    # recall@k and latency""")
+what to try next (after `. .venv/bin/activate`, or prefix .venv/bin/):
+  firs search {query} --index {index} --json   # the same answer as JSON
+  firs search YOUR_PHOTO.jpg --index {index}         # your own photo
+  firs build YOUR_CATALOG.csv --out my-index         # CSV: id,image,title,brand,category,price
+  firs build meta_Clothing.json.gz --out my-index    # Amazon product metadata (2014 or 2018)
+  firs demo --catalog YOUR_CATALOG.csv               # this demo on a real catalogue
+  firs eval --index my-index --queries queries.tsv   # recall@k, mAP and latency""")
