@@ -39,10 +39,15 @@ def test_index_directory_contents(garment_index: Path, garment_catalog: Path) ->
     assert manifest["counts"] == {"read": 24, "indexed": 24, "skipped": 0, "failed": 0}
     assert manifest["embedder"]["model"] == "efficientnet-lite0"
     assert manifest["metric"] == "cosine"
-    for name in (layout.STORE, layout.ANN, layout.WHITENING, "features/part-00000.parquet"):
-        assert name in manifest["files"]
-    ids, features = read_shards(garment_index / layout.FEATURES)
-    assert sorted(ids) == sorted(_ids(garment_catalog)) and features.shape == (24, 1280)
+    assert set(manifest["views"]) == {"simple", "fine"}
+    assert manifest["catalog_images"] == {"product shot": 24}
+    for view in ("simple", "fine"):
+        folder = layout.view_dir(view)
+        for name in (layout.ANN, layout.WHITENING, "features/part-00000.parquet"):
+            assert f"{folder}/{name}" in manifest["files"]
+        ids, features = read_shards(garment_index / folder / layout.FEATURES)
+        assert sorted(ids) == sorted(_ids(garment_catalog)) and features.shape == (24, 1280)
+    assert layout.STORE in manifest["files"]
 
 
 def test_transformed_copy_comes_first(
@@ -119,12 +124,13 @@ def test_embedder_mismatch_is_a_clear_error(garment_index: Path, embedder: Embed
 def test_corrupt_or_missing_index_is_a_clear_error(garment_index: Path, embedder: Embedder, tmp_path: Path) -> None:
     target = tmp_path / "index"
     shutil.copytree(garment_index, target)
-    with (target / layout.ANN).open("r+b") as handle:
+    ann = target / layout.view_dir("simple") / layout.ANN
+    with ann.open("r+b") as handle:
         handle.seek(100)
         handle.write(b"\xff" * 16)
     with pytest.raises(IndexFormatError, match="checksum"):
         SearchEngine(target, embedder)
-    (target / layout.ANN).write_bytes(b"short")
+    ann.write_bytes(b"short")
     with pytest.raises(IndexFormatError, match="corrupt"):
         SearchEngine(target, embedder)
     with pytest.raises(IndexFormatError, match="no such index directory"):
@@ -141,3 +147,25 @@ def test_build_refuses_to_replace_a_non_index_folder(garment_catalog: Path, embe
     with pytest.raises(IndexFormatError, match="not a FIRS index"):
         build_index([garment_catalog], precious, BuildOptions(progress=False), embedder)
     assert (precious / "holiday.jpg").exists()
+
+
+def test_fine_search_finds_the_item_small_and_off_centre(
+    garment_index: Path, garment_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    product_id = _ids(garment_catalog)[7]
+    item = Image.open(garment_catalog.parent / "img" / f"{product_id}.png").convert("RGB").resize((110, 110))
+    scene = Image.new("RGB", (480, 360), (236, 238, 240))
+    scene.paste(item, (330, 40))
+    query = tmp_path / "small.jpg"
+    scene.save(query, quality=90)
+    assert main(["search", str(query), "--index", str(garment_index), "--mode", "fine", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["results"][0]["id"] == product_id
+    assert set(answer["timings_ms"]) == {"decode", "detect", "segment", "embed", "search", "total"}
+    (region,) = answer["regions"]
+    assert region["label"] == "object" and "no person" in answer["fallback"]
+    x0, y0, x1, y1 = region["box"]
+    assert 320 <= x0 and x1 <= 445 and 30 <= y0 and y1 <= 155
+    assert main(["search", str(query), "--index", str(garment_index), "--mode", "fine", "--all-items", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [entry["results"][0]["id"] for entry in answer["items"]] == [product_id]

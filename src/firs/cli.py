@@ -48,7 +48,19 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, ...)")
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
-    p.add_argument("--mode", default="simple", choices=["simple"], help="simple: embed the whole photo")
+    p.add_argument(
+        "--mode",
+        default="simple",
+        choices=["simple", "fine"],
+        help="simple: embed the whole photo; fine: find the garment on the person, search by it",
+    )
+    p.add_argument(
+        "--region",
+        default="auto",
+        choices=["auto", "upper", "lower", "full", "feet"],
+        help="fine: which garment (auto: upper body, else full length, lower body, feet)",
+    )
+    p.add_argument("--all-items", action="store_true", help="fine: search every garment found (shop the look)")
     p.add_argument("--top-k", type=int, default=10, metavar="K", help="how many products (10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -61,7 +73,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
     p.add_argument("--queries", required=True, type=Path, metavar="QUERIES.tsv")
-    p.add_argument("--mode", action="append", choices=["simple"], help="repeatable; default simple")
+    p.add_argument("--mode", action="append", choices=["simple", "fine"], help="repeatable; default simple")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -133,15 +145,22 @@ def format_table(answer: dict[str, Any]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    head = []
+    for region in answer.get("regions", []):
+        head.append(f"searched region: {region['label']} {region['box']} (score {region['score']:.2f})")
+    if answer.get("fallback"):
+        head.append(answer["fallback"])
     timings = ", ".join(f"{k} {v:.1f}" for k, v in answer["timings_ms"].items())
-    return "\n".join([*lines, f"timings (ms): {timings}"])
+    return "\n".join([*head, *lines, f"timings (ms): {timings}"])
 
 
 def _run_search(args: argparse.Namespace) -> int:
     from .search.engine import SearchEngine
 
     engine = SearchEngine(args.index)
-    answer = engine.search_image(args.image, k=args.top_k, mode=args.mode).as_dict()
+    answer = engine.search_image(
+        args.image, k=args.top_k, mode=args.mode, region=args.region, all_items=args.all_items
+    ).as_dict()
     print(json.dumps(answer, ensure_ascii=False) if args.json else format_table(answer))
     return 0
 

@@ -1,8 +1,12 @@
-"""Decode and embed images in batches, decoding ahead on threads while the network runs."""
+"""Decode and embed images in batches, preparing ahead on threads while the network runs.
+
+A loader turns one product image into one prepared array per view (see build/views.py);
+every view is embedded with the same network, batch by batch.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,76 +15,80 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ImageError
-from ..vision.decode import load_image
-from ..vision.embedder import FEATURE_DIM, Embedder
+from ..vision.embedder import Embedder
+
+# (product id, image path) -> (prepared array per view, a note on how the views were made)
+Loader = Callable[[str, str], tuple[dict[str, np.ndarray], str]]
+_Outcome = tuple[dict[str, np.ndarray] | None, str]
 
 
 @dataclass
 class EmbedResult:
     ids: list[str] = field(default_factory=list)
-    features: np.ndarray = field(default_factory=lambda: np.zeros((0, FEATURE_DIM), np.float32))
-    failures: dict[str, str] = field(default_factory=dict)  # id -> reason
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, 1280)
+    failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
+    notes: Counter[str] = field(default_factory=Counter)
 
 
 def _prefetch(
-    items: Sequence[tuple[str, str]], load: Callable[[str], np.ndarray], workers: int, window: int
-) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
-    """(id, prepared array or None, error) in input order, at most `window` in flight."""
+    items: Sequence[tuple[str, str]], load: Loader, workers: int, window: int
+) -> Iterator[tuple[str, _Outcome]]:
+    """(id, (arrays or None, note or error)) in input order, at most `window` in flight."""
 
-    def task(path: str) -> tuple[np.ndarray | None, str | None]:
+    def task(product_id: str, path: str) -> _Outcome:
         try:
-            return load(path), None
+            return load(product_id, path)
         except ImageError as exc:
             return None, str(exc)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[tuple[str, Future[tuple[np.ndarray | None, str | None]]]] = deque()
+        pending: deque[tuple[str, Future[_Outcome]]] = deque()
         for product_id, path in items:
-            pending.append((product_id, pool.submit(task, path)))
+            pending.append((product_id, pool.submit(task, product_id, path)))
             if len(pending) >= window:
                 first_id, future = pending.popleft()
-                yield (first_id, *future.result())
+                yield first_id, future.result()
         while pending:
             first_id, future = pending.popleft()
-            yield (first_id, *future.result())
+            yield first_id, future.result()
 
 
 def embed_images(
     items: Sequence[tuple[str, str]],
     embedder: Embedder,
+    load: Loader,
     batch_size: int = 32,
     workers: int = 2,
     progress: bool = True,
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal."""
     result = EmbedResult()
-    blocks: list[np.ndarray] = []
+    blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
-    batch: list[np.ndarray] = []
+    batch: dict[str, list[np.ndarray]] = {}
     bar = tqdm(total=len(items), desc="embed images", unit="img", disable=not progress)
 
     def flush() -> None:
-        if batch:
-            blocks.append(embedder.embed_arrays(np.stack(batch)))
+        if batch_ids:
+            for view, arrays in batch.items():
+                blocks.setdefault(view, []).append(embedder.embed_arrays(np.stack(arrays)))
             result.ids.extend(batch_ids)
-            bar.update(len(batch))
-            batch.clear()
+            bar.update(len(batch_ids))
             batch_ids.clear()
+            batch.clear()
 
-    def load(path: str) -> np.ndarray:
-        return embedder.prepare(load_image(path))
-
-    for product_id, array, error in _prefetch(items, load, workers, window=2 * batch_size):
-        if array is None:
-            result.failures[product_id] = error or "unknown error"
+    for product_id, (arrays, note) in _prefetch(items, load, workers, window=2 * batch_size):
+        if arrays is None:
+            result.failures[product_id] = note or "unknown error"
             bar.update(1)
             continue
-        batch.append(array)
+        result.notes[note] += 1
+        for view, array in arrays.items():
+            batch.setdefault(view, []).append(array)
         batch_ids.append(product_id)
-        if len(batch) == batch_size:
+        if len(batch_ids) == batch_size:
             flush()
     flush()
     bar.close()
-    if blocks:
-        result.features = np.concatenate(blocks)
+    result.features = {view: np.concatenate(parts) for view, parts in blocks.items()}
     return result

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from .. import __version__
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import ReadProblem
@@ -19,8 +21,11 @@ from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.shards import write_shards
 from ..index.whitening import fit_whitening
+from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
-from .embed_stage import embed_images
+from ..vision.localiser import GarmentLocaliser
+from .embed_stage import Loader, embed_images
+from .views import FINE_RESIZE, VIEW_PROCESSING, fine_view, view_resize
 
 
 @dataclass
@@ -48,6 +53,7 @@ class BuildReport:
     problems: list[ReadProblem] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     seconds: dict[str, float] = field(default_factory=dict)
+    views: dict[str, int] = field(default_factory=dict)  # how catalogue images were seen: counts
 
     def failure_reasons(self) -> Counter[str]:
         """Failures grouped by the reason's kind (the text after the image name)."""
@@ -62,8 +68,23 @@ def _reason_kind(reason: str) -> str:
     return text.split(" (")[0][:80]
 
 
+def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories: dict[str, list[str]]) -> Loader:
+    """Decode a catalogue image once; prepare its simple and fine views."""
+
+    def load(product_id: str, path: str) -> tuple[dict[str, np.ndarray], str]:
+        image = load_image(path)
+        view, note = fine_view(image, categories.get(product_id, []), localiser)
+        return {"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}, note
+
+    return load
+
+
 def build_index(
-    sources: list[Path], out: Path, options: BuildOptions | None = None, embedder: Embedder | None = None
+    sources: list[Path],
+    out: Path,
+    options: BuildOptions | None = None,
+    embedder: Embedder | None = None,
+    localiser: GarmentLocaliser | None = None,
 ) -> BuildReport:
     """Read, fetch, embed and index; the result replaces `out` only if every step succeeds."""
     options = options or BuildOptions()
@@ -95,7 +116,9 @@ def build_index(
 
         clock = time.perf_counter()
         embedder = embedder or Embedder(options.embedder, threads=options.threads)
-        embedded = embed_images(items, embedder, options.batch_size, progress=options.progress)
+        localiser = localiser or GarmentLocaliser()
+        load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
+        embedded = embed_images(items, embedder, load, options.batch_size, progress=options.progress)
         for product_id, reason in embedded.failures.items():
             report.failures[product_id] = reason
             store.set_status(product_id, "failed", reason)
@@ -108,16 +131,29 @@ def build_index(
             )
 
         clock = time.perf_counter()
-        write_shards(staging / layout.FEATURES, embedded.ids, embedded.features)
-        whitening = fit_whitening(embedded.features, options.whitening_dim, options.whitening_shrink)
-        whitening.save(staging / layout.WHITENING)
-        vectors = whitening.apply(embedded.features)
-        ann = AnnIndex.build(vectors, options.hnsw)
-        ann.save(staging / layout.ANN)
+        views: dict[str, dict[str, object]] = {}
+        for view, features in embedded.features.items():
+            folder = staging / layout.view_dir(view)
+            write_shards(folder / layout.FEATURES, embedded.ids, features)
+            whitening = fit_whitening(features, options.whitening_dim, options.whitening_shrink)
+            whitening.save(folder / layout.WHITENING)
+            AnnIndex.build(whitening.apply(features), options.hnsw).save(folder / layout.ANN)
+            views[view] = {
+                "dim": whitening.dim,
+                "resize": view_resize(view, embedder),
+                "whitening": {
+                    "method": "pca",
+                    "dim": whitening.dim,
+                    "shrink": whitening.shrink,
+                    "fitted_on": "this view's catalogue features (no labels)",
+                },
+                "catalog_processing": VIEW_PROCESSING[view],
+            }
         store.assign_labels(embedded.ids)
         store.close()
         report.seconds["index"] = time.perf_counter() - clock
         report.indexed, report.failed = len(embedded.ids), len(report.failures)
+        report.views = dict(embedded.notes)
 
         layout.write_manifest(
             staging,
@@ -125,22 +161,14 @@ def build_index(
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "firs_version": __version__,
                 "embedder": embedder.identity,
-                "whitening": {
-                    "method": "pca",
-                    "dim": whitening.dim,
-                    "shrink": whitening.shrink,
-                    "fitted_on": "catalogue features (no labels)",
-                },
-                "dim": whitening.dim,
                 "metric": "cosine",
                 "ann": {
                     "library": "faiss-hnsw",
                     "version": importlib.metadata.version("faiss-cpu"),
                     **options.hnsw.as_dict(),
                 },
-                "catalog_processing": "whole image, letterboxed"
-                if options.embedder.resize == "pad"
-                else f"whole image, {options.embedder.resize}",
+                "views": views,
+                "catalog_images": dict(embedded.notes),
                 "counts": {
                     "read": report.read,
                     "indexed": report.indexed,

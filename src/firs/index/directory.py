@@ -1,11 +1,12 @@
 """The index directory: one self-describing folder, written atomically.
 
     INDEX_DIR/
-      manifest.json        format version, embedder identity, dims, counts, checksums
+      manifest.json        format version, embedder identity, views, counts, checksums
       products.sqlite      the product store
-      whitening.npz        the catalogue-fitted whitening (mean, projection)
-      ann.faiss            the HNSW graph (faiss) over whitened vectors; label = products.idx
-      features/part-*.parquet   raw features: rebuild any index without re-embedding
+      views/<view>/        one per search view (simple: whole photo; fine: the item alone)
+        whitening.npz      the catalogue-fitted whitening (mean, projection)
+        ann.faiss          the HNSW graph (faiss) over whitened vectors; label = products.idx
+        features/part-*.parquet   raw features: rebuild any index without re-embedding
 
 A build writes into a sibling temporary folder and renames it into place at the end,
 so a build that fails midway leaves the previous index untouched.
@@ -25,12 +26,16 @@ from typing import Any
 from ..errors import IndexFormatError
 from ..files import sha256_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
 ANN = "ann.faiss"
 FEATURES = "features"
+
+
+def view_dir(view: str) -> str:
+    return f"views/{view}"
 
 
 def checksums(folder: Path) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -127,20 +126,10 @@ class Embedder:
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         return features / np.maximum(norms, 1e-12)
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        return prepare(image, self.spec.input_size, self.spec.resize)
+    def prepare(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
+        """`resize` overrides the spec's policy (the fine view letterboxes its cut-outs)."""
+        return prepare(image, self.spec.input_size, resize or self.spec.resize)
 
-    def embed(self, image: Image.Image) -> np.ndarray:
+    def embed(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
         """One image -> (1280,) vector."""
-        return self.embed_arrays(self.prepare(image)[None])[0]
-
-    def embed_batches(self, arrays: Iterable[np.ndarray], batch_size: int = 32) -> Iterator[np.ndarray]:
-        """Prepared arrays in, one (n, 1280) block per batch out."""
-        pending: list[np.ndarray] = []
-        for array in arrays:
-            pending.append(array)
-            if len(pending) == batch_size:
-                yield self.embed_arrays(np.stack(pending))
-                pending = []
-        if pending:
-            yield self.embed_arrays(np.stack(pending))
+        return self.embed_arrays(self.prepare(image, resize)[None])[0]

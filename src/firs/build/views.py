@@ -1,0 +1,50 @@
+"""What the catalogue side embeds for each search mode ("view").
+
+simple: the whole product photo, centre-cropped — what a whole query photo is compared to.
+fine:   the item alone on white — a tight crop when the photo is a product on a flat
+        backdrop, or, when a person wears it, the garment cut out by the same localiser
+        the queries go through, in the region the product's category names.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from ..vision.crops import tight_crop
+from ..vision.embedder import Embedder
+from ..vision.localiser import GarmentLocaliser
+
+VIEWS = ("simple", "fine")
+FINE_RESIZE = "pad"  # cut-outs are letterboxed on white, like product shots
+VIEW_PROCESSING = {
+    "simple": "whole image, the embedder's resize policy",
+    "fine": "item alone on white: tight crop of a product shot on a flat backdrop, or the garment "
+    "cut out by the pose localiser (region from the product's category) when a person wears it",
+}
+_CATEGORY_REGIONS = (
+    ("feet", ("shoe", "sneaker", "boot", "sandal", "heel", "loafer", "slipper", "flip flop", "footwear")),
+    ("full", ("dress", "gown", "jumpsuit", "romper", "coat", "overall", "saree", "kurta")),
+    ("lower", ("trouser", "jean", "pant", "skirt", "short", "legging", "jogger", "capri", "bottom")),
+)
+
+
+def region_for_categories(categories: list[str]) -> str:
+    """The body region a product is worn on, from words in its categories; tops by default."""
+    text = " ".join(categories).lower()
+    for region, words in _CATEGORY_REGIONS:
+        if any(word in text for word in words):
+            return region
+    return "upper"
+
+
+def fine_view(image: Image.Image, categories: list[str], localiser: GarmentLocaliser) -> tuple[Image.Image, str]:
+    """The catalogue image as the fine mode sees it, and how it was made."""
+    located = localiser.locate(image, region=region_for_categories(categories), strict=False)
+    if located.fallback is None:
+        item = located.items[0]
+        return item.view, f"worn ({item.region.name})"
+    return tight_crop(image), "product shot"
+
+
+def view_resize(view: str, embedder: Embedder) -> str:
+    return FINE_RESIZE if view == "fine" else embedder.spec.resize

@@ -1,0 +1,142 @@
+"""A garment-level mask from what ships offline: pose, person mask and colour.
+
+The person mask alone keeps skin, hair, face and the other garments. Here a region's body
+polygon is intersected with the person mask, the face is cut out, and each remaining
+pixel is classed by colour against three Gaussian models in Lab space: skin (sampled on
+the face), hair (above the eyes) and garment (the middle of the region). Optionally
+OpenCV's GrabCut refines the result, seeded by it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .pose import (
+    FACE,
+    LEFT_EAR,
+    LEFT_EYE,
+    LEFT_HIP,
+    LEFT_SHOULDER,
+    MOUTH_LEFT,
+    NOSE,
+    RIGHT_EAR,
+    RIGHT_EYE,
+    RIGHT_HIP,
+    RIGHT_SHOULDER,
+    Pose,
+)
+from .regions import Region
+
+MIN_SAMPLES = 30
+
+
+class _Gaussian:
+    def __init__(self, samples: np.ndarray) -> None:
+        self.mean = samples.mean(axis=0)
+        cov = np.cov(samples.T) + np.eye(3) * 4.0
+        self.inverse = np.linalg.inv(cov)
+        self.log_det = float(np.log(np.linalg.det(cov)))
+
+    def cost(self, pixels: np.ndarray) -> np.ndarray:
+        diff = pixels - self.mean
+        return np.einsum("ij,jk,ik->i", diff, self.inverse, diff) + self.log_det
+
+
+def _face_mask(pose: Pose, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    if pose.visibility[NOSE] < 0.5:
+        return mask.astype(bool)
+    p = pose.points
+    ear_span = float(np.linalg.norm(p[LEFT_EAR] - p[RIGHT_EAR]))
+    eye_span = float(np.linalg.norm(p[LEFT_EYE] - p[RIGHT_EYE]))
+    radius_x = max(ear_span * 0.65, eye_span * 1.6, 3.0)
+    centre = p[list(FACE)].mean(axis=0)
+    chin = float(p[MOUTH_LEFT][1]) + radius_x * 0.55
+    radius_y = max(chin - centre[1], radius_x * 1.1)
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (int(radius_x), int(radius_y)), 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def _samples(lab: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    pixels = lab[mask]
+    return pixels if len(pixels) >= MIN_SAMPLES else None
+
+
+def _colour_models(
+    lab: np.ndarray, pose: Pose, person: np.ndarray, face: np.ndarray, region: Region
+) -> tuple[_Gaussian | None, ...]:
+    p = pose.points
+    # Skin: the middle of the face (cheeks, nose), between the eyes and the mouth.
+    skin_zone = np.zeros_like(person)
+    if pose.visibility[NOSE] >= 0.5:
+        eye_y, mouth_y = float(p[LEFT_EYE][1]), float(p[MOUTH_LEFT][1])
+        x0, x1 = sorted((float(p[LEFT_EYE][0]), float(p[RIGHT_EYE][0])))
+        skin_zone[int(max(0, eye_y)) : int(max(0, mouth_y)) + 1, int(max(0, x0)) : int(max(0, x1)) + 1] = True
+    skin = _samples(lab, skin_zone & person)
+    # Hair: person pixels above the eyes, outside the face's core.
+    hair_zone = np.zeros_like(person)
+    if pose.visibility[NOSE] >= 0.5:
+        hair_zone[: int(max(0, p[LEFT_EYE][1] - 2)), :] = True
+        hair_zone &= person
+    hair = _samples(lab, hair_zone)
+    # Garment: the middle third of the region's box, inside the region and the person.
+    x0, y0, x1, y1 = region.box
+    core = np.zeros_like(person)
+    if region.name in ("upper", "full"):
+        centre = (p[LEFT_SHOULDER] + p[RIGHT_SHOULDER] + p[LEFT_HIP] + p[RIGHT_HIP]) / 4
+        half = max(3.0, float(np.linalg.norm(p[LEFT_SHOULDER] - p[RIGHT_SHOULDER])) * 0.25)
+        core[
+            int(max(0, centre[1] - half)) : int(centre[1] + half), int(max(0, centre[0] - half)) : int(centre[0] + half)
+        ] = True
+    else:
+        w, h = x1 - x0, y1 - y0
+        core[y0 + h // 3 : y1 - h // 3, x0 + w // 3 : x1 - w // 3] = True
+    garment = _samples(lab, core & region.mask & person & ~face)
+    models = [None if s is None else _Gaussian(s.astype(np.float64)) for s in (skin, hair, garment)]
+    return tuple(models)
+
+
+def garment_mask(rgb: np.ndarray, pose: Pose, region: Region, grabcut: bool = False) -> np.ndarray:
+    """Bool (h, w): the pixels of the region's garment."""
+    person = pose.mask > 0.5
+    face = _face_mask(pose, person.shape)
+    mask = region.mask & person & ~face
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float64)
+    skin, hair, garment = _colour_models(lab, pose, person, face, region)
+    if garment is not None:
+        pixels = lab[mask]
+        keep = np.ones(len(pixels), bool)
+        own = garment.cost(pixels)
+        for model in (skin, hair):
+            if model is not None:
+                keep &= own <= model.cost(pixels)
+        mask[mask] = keep
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    if grabcut and mask.sum() >= MIN_SAMPLES:
+        mask = _grabcut(rgb, mask, region.mask & person & ~face)
+    return _largest_parts(mask)
+
+
+def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    labels = np.full(seed.shape, cv2.GC_BGD, np.uint8)
+    labels[allowed] = cv2.GC_PR_BGD
+    labels[seed] = cv2.GC_PR_FGD
+    core = cv2.erode(seed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    labels[core] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), labels, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return seed
+    return np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)) & allowed
+
+
+def _largest_parts(mask: np.ndarray, keep_share: float = 0.1) -> np.ndarray:
+    """Drop specks: keep connected parts of at least `keep_share` of the largest one."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= areas.max() * keep_share) + 1
+    return np.isin(labels, keep)

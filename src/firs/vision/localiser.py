@@ -1,0 +1,122 @@
+"""Finding the garment in a photo: pose regions, then fallbacks, then a garment cut-out.
+
+With a person: BlazePose landmarks give body regions (upper, lower, full, feet) and the
+garment mask (vision/garment_mask.py) cuts the garment out of the region. No person: the
+most salient object on a flat backdrop; failing that, the whole image. The answer says
+which of these happened. A photo turned on its side is tried at 90 and 270 degrees.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..errors import FirsError
+from .crops import masked_on_white, salient_box
+from .garment_mask import garment_mask
+from .pose import LEFT_SHOULDER, RIGHT_SHOULDER, Pose, PoseEstimator
+from .regions import REGIONS, Region, body_regions
+
+AUTO_ORDER = ("upper", "full", "lower", "feet")
+REGION_CHOICES = ("auto", *REGIONS)
+
+
+@dataclass
+class Located:
+    """One garment found in a photo: its region, mask and the cut-out to embed."""
+
+    region: Region
+    view: Image.Image
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class Localisation:
+    items: list[Located] = field(default_factory=list)
+    fallback: str | None = None  # why no person region was used, if none was
+    detect_ms: float = 0.0
+    segment_ms: float = 0.0
+
+
+def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.ndarray:
+    """Map points found in an image turned `turns` x 90 degrees counter-clockwise back."""
+    width, height = size  # of the original image
+    out = points.copy()
+    if turns == 1:  # rotated CCW: (x', y') = (y, W - 1 - x)
+        out[:, 0], out[:, 1] = width - 1 - points[:, 1], points[:, 0]
+    elif turns == 3:  # rotated CW: (x', y') = (H - 1 - y, x)
+        out[:, 0], out[:, 1] = points[:, 1], height - 1 - points[:, 0]
+    return out
+
+
+class GarmentLocaliser:
+    """Pose model loaded once; thread-safe through the estimator's lock."""
+
+    def __init__(self, estimator: PoseEstimator | None = None, grabcut: bool = False) -> None:
+        self.estimator = estimator or PoseEstimator()
+        self.grabcut = grabcut
+
+    def pose(self, rgb: np.ndarray) -> Pose | None:
+        """The pose, trying the photo upright, then turned either way."""
+        pose = self.estimator.estimate(rgb)
+        if pose is not None and pose.visible(LEFT_SHOULDER, RIGHT_SHOULDER):
+            return pose
+        size = (rgb.shape[1], rgb.shape[0])
+        for turns in (1, 3):
+            turned = np.ascontiguousarray(np.rot90(rgb, turns))
+            found = self.estimator.estimate(turned)
+            if found is not None and found.visible(LEFT_SHOULDER, RIGHT_SHOULDER):
+                mask = np.rot90(found.mask, -turns)
+                return Pose(_rotate_points(found.points, turns, size), found.visibility, np.ascontiguousarray(mask))
+        return pose
+
+    def locate(
+        self, image: Image.Image, region: str = "auto", all_items: bool = False, strict: bool = True
+    ) -> Localisation:
+        """The garment(s) to search for: one (the chosen region) or all regions found.
+
+        A named region that is not in the photo is an error, or with strict=False the
+        automatic choice.
+        """
+        if region not in REGION_CHOICES:
+            raise FirsError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
+        rgb = np.asarray(image)
+        start = time.perf_counter()
+        pose = self.pose(rgb)
+        regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
+        detected = time.perf_counter()
+        result = Localisation()
+        if regions:
+            by_name = {r.name: r for r in regions}
+            if all_items:
+                chosen = [by_name[name] for name in AUTO_ORDER if name in by_name and name != "full"] or regions
+            elif region in by_name:
+                chosen = [by_name[region]]
+            elif region == "auto" or not strict:
+                chosen = [next(by_name[name] for name in AUTO_ORDER if name in by_name)]
+            else:
+                found = ", ".join(by_name)
+                raise FirsError(f"region {region!r} not found in the photo (found: {found})")
+            for item in chosen:
+                mask = garment_mask(rgb, pose, item, grabcut=self.grabcut)
+                if mask.sum() < 50:  # the colour classes ate everything: use the body region
+                    mask = item.mask & (pose.mask > 0.5)
+                result.items.append(Located(item, masked_on_white(rgb, mask), mask))
+        else:
+            box = salient_box(rgb)
+            if box is not None:
+                result.fallback = "no person found: searched the most salient object"
+                item = Region("object", box, np.zeros(rgb.shape[:2], bool), 0.5)
+                result.items.append(Located(item, image.crop(box)))
+            else:
+                result.fallback = "no person or distinct object found: searched the whole image"
+                height, width = rgb.shape[:2]
+                item = Region("image", (0, 0, width, height), np.ones((height, width), bool), 0.0)
+                result.items.append(Located(item, image))
+        end = time.perf_counter()
+        result.detect_ms = round((detected - start) * 1000, 2)
+        result.segment_ms = round((end - detected) * 1000, 2)
+        return result

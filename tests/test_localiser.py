@@ -1,0 +1,72 @@
+"""Garment localisation on a real person photo (scikit-image's astronaut) and fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from skimage import data
+
+from firs.errors import FirsError
+from firs.vision.localiser import GarmentLocaliser
+
+
+@pytest.fixture(scope="module")
+def localiser() -> GarmentLocaliser:
+    return GarmentLocaliser()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.fromarray(data.astronaut())
+
+
+def test_astronaut_upper_body_in_the_right_place(localiser: GarmentLocaliser, astronaut: Image.Image) -> None:
+    result = localiser.locate(astronaut)
+    assert result.fallback is None
+    (item,) = result.items
+    assert item.region.name == "upper"
+    x0, y0, x1, y1 = item.region.box
+    # The suit covers the lower half of the 512x512 picture; the face is at about (220, 130).
+    assert 140 < y0 < 260 and y1 >= 480 and x0 < 120 and x1 > 300
+    assert item.mask is not None and item.mask.shape == (512, 512)
+    face = item.mask[60:200, 170:280]
+    assert face.mean() < 0.05  # the face is cut out
+    suit = item.mask[330:480, 150:330]
+    assert suit.mean() > 0.5
+    assert item.view.size[0] <= (x1 - x0) * 1.1 and item.view.size[1] <= 512  # the cut-out, with a margin
+
+
+def test_partial_view_has_no_lower_body(localiser: GarmentLocaliser, astronaut: Image.Image) -> None:
+    with pytest.raises(FirsError, match="region 'lower' not found"):
+        localiser.locate(astronaut, region="lower")
+    assert localiser.locate(astronaut, region="lower", strict=False).items[0].region.name == "upper"
+
+
+def test_rotated_photo_is_found(localiser: GarmentLocaliser, astronaut: Image.Image) -> None:
+    upright = localiser.locate(astronaut).items[0].region.box
+    turned = astronaut.rotate(90, expand=True)  # on its side: the head points left
+    result = localiser.locate(turned)
+    assert result.fallback is None
+    x0, y0, x1, y1 = result.items[0].region.box
+    # Turning maps (x, y) to (y, 511 - x): the suit now lies on the right half.
+    expected = (upright[1], 512 - upright[2], upright[3], 512 - upright[0])
+    assert all(abs(a - b) <= 40 for a, b in zip((x0, y0, x1, y1), expected, strict=True))
+
+
+def test_no_person_falls_back_to_the_salient_object(localiser: GarmentLocaliser) -> None:
+    image = Image.new("RGB", (320, 240), (250, 250, 250))
+    ImageDraw.Draw(image).rectangle([180, 60, 260, 200], fill=(30, 90, 200))
+    result = localiser.locate(image)
+    assert "no person" in (result.fallback or "")
+    (item,) = result.items
+    assert item.region.name == "object"
+    x0, y0, x1, y1 = item.region.box
+    assert abs(x0 - 180) <= 3 and abs(y0 - 60) <= 3 and abs(x1 - 261) <= 3 and abs(y1 - 201) <= 3
+
+
+def test_nothing_distinct_falls_back_to_the_whole_image(localiser: GarmentLocaliser) -> None:
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    result = localiser.locate(Image.fromarray(noise))
+    assert "whole image" in (result.fallback or "")
+    assert result.items[0].region.box == (0, 0, 200, 200)
