@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -21,12 +22,14 @@ from .pose import LEFT_SHOULDER, RIGHT_SHOULDER, Pose, PoseEstimator
 from .regions import REGIONS, Region, body_regions
 
 AUTO_ORDER = ("upper", "full", "lower", "feet")
+WORK_SIDE = 384  # long side, in pixels, at which people are located and garments cut out
 REGION_CHOICES = ("auto", *REGIONS)
 
 
 @dataclass
 class Located:
-    """One garment found in a photo: its region, mask and the cut-out to embed."""
+    """One garment found in a photo: its region (box in the photo's pixels), the mask (at the
+    working size) and the cut-out to embed."""
 
     region: Region
     view: Image.Image
@@ -55,7 +58,7 @@ def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.
 class GarmentLocaliser:
     """Pose model loaded once; thread-safe through the estimator's lock."""
 
-    def __init__(self, estimator: PoseEstimator | None = None, grabcut: bool = False) -> None:
+    def __init__(self, estimator: PoseEstimator | None = None, grabcut: bool = True) -> None:
         self.estimator = estimator or PoseEstimator()
         self.grabcut = grabcut
 
@@ -83,8 +86,12 @@ class GarmentLocaliser:
         """
         if region not in REGION_CHOICES:
             raise FirsError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
-        rgb = np.asarray(image)
         start = time.perf_counter()
+        original_size = image.size
+        scale = min(1.0, WORK_SIDE / max(image.size))
+        if scale < 1.0:  # masks and GrabCut at a working size: the embedder sees 224 px anyway
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+        rgb = np.asarray(image)
         pose = self.pose(rgb)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
@@ -116,6 +123,13 @@ class GarmentLocaliser:
                 height, width = rgb.shape[:2]
                 item = Region("image", (0, 0, width, height), np.ones((height, width), bool), 0.0)
                 result.items.append(Located(item, image))
+        if scale < 1.0:
+            for item in result.items:
+                item.region.box = tuple(round(v / scale) for v in item.region.box)
+                if item.mask is not None:
+                    item.mask = (
+                        cv2.resize(item.mask.astype(np.uint8), original_size, interpolation=cv2.INTER_NEAREST) > 0
+                    )
         end = time.perf_counter()
         result.detect_ms = round((detected - start) * 1000, 2)
         result.segment_ms = round((end - detected) * 1000, 2)
