@@ -10,5 +10,5 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 SECONDS=0
 $firs build "$data/viton-dev/products" "$data/distractors" --out "$out" --quiet
 echo "build wall time: ${SECONDS} s"
-echo "index size on disk: $(du -sh "$out" | cut -f1) ($(du -sh "$out/features" | cut -f1) of it feature shards)"
+echo "index size on disk: $(du -sh "$out" | cut -f1) ($(du -shc "$out"/views/*/features | tail -1 | cut -f1) of it feature shards)"
 $firs eval --index "$out" --queries "$data/viton-dev/queries.tsv" --mode simple --mode fine --json --quiet

@@ -35,8 +35,12 @@ class _Gaussian:
     def __init__(self, samples: np.ndarray) -> None:
         self.mean = samples.mean(axis=0)
         cov = np.cov(samples.T) + np.eye(3) * 4.0
-        self.inverse = np.linalg.inv(cov)
-        self.log_det = float(np.log(np.linalg.det(cov)))
+        # 3x3 inverse by cofactors: LAPACK's thread pool costs more than the sum here.
+        a, b, c = cov
+        cofactors = np.array([np.cross(b, c), np.cross(c, a), np.cross(a, b)])
+        det = float(a @ cofactors[0])
+        self.inverse = cofactors.T / det
+        self.log_det = float(np.log(det))
 
     def cost(self, pixels: np.ndarray) -> np.ndarray:
         diff = pixels - self.mean
@@ -118,18 +122,37 @@ def garment_mask(rgb: np.ndarray, pose: Pose, region: Region, grabcut: bool = Fa
     return _largest_parts(mask)
 
 
+GRABCUT_SIDE = 128  # GrabCut works on the region's box scaled to at most this long side
+
+
 def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    labels = np.full(seed.shape, cv2.GC_BGD, np.uint8)
-    labels[allowed] = cv2.GC_PR_BGD
-    labels[seed] = cv2.GC_PR_FGD
-    core = cv2.erode(seed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    labels[core] = cv2.GC_FGD
+    """GrabCut refinement inside the allowed area, on its box at a small working size."""
+    ys, xs = np.nonzero(allowed)
+    height, width = allowed.shape
+    y0, y1 = max(0, ys.min() - 8), min(height, ys.max() + 9)
+    x0, x1 = max(0, xs.min() - 8), min(width, xs.max() + 9)
+    box = (slice(y0, y1), slice(x0, x1))
+    scale = min(1.0, GRABCUT_SIDE / max(y1 - y0, x1 - x0))
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+
+    def small(mask: np.ndarray) -> np.ndarray:
+        return cv2.resize(mask[box].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    seed_s, allowed_s = small(seed), small(allowed)
+    labels = np.full(seed_s.shape, cv2.GC_BGD, np.uint8)
+    labels[allowed_s] = cv2.GC_PR_BGD
+    labels[seed_s] = cv2.GC_PR_FGD
+    labels[cv2.erode(seed_s.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)] = cv2.GC_FGD
+    picture = cv2.resize(cv2.cvtColor(rgb[box], cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_AREA)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), labels, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(picture, labels, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return seed
-    return np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)) & allowed
+    refined = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    out = np.zeros_like(seed)
+    out[box] = cv2.resize(refined, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return out & allowed
 
 
 def _largest_parts(mask: np.ndarray, keep_share: float = 0.1) -> np.ndarray:

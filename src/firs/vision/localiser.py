@@ -61,6 +61,7 @@ class GarmentLocaliser:
     def __init__(self, estimator: PoseEstimator | None = None, grabcut: bool = True) -> None:
         self.estimator = estimator or PoseEstimator()
         self.grabcut = grabcut
+        cv2.setNumThreads(1)  # small images: OpenCV's thread pool only adds waiting
 
     def pose(self, rgb: np.ndarray) -> Pose | None:
         """The pose, trying the photo upright, then turned either way."""

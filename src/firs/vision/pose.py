@@ -4,7 +4,10 @@ segmentation output, both bundled in the mediapipe wheel (no download)."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,24 +32,47 @@ class Pose:
         return bool(np.all(self.visibility[list(ids)] >= threshold))
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C++ log lines mediapipe prints while its graph starts (not errors)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class PoseEstimator:
     """Loads BlazePose once; `estimate` is serialised (a mediapipe graph is not re-entrant)."""
 
     def __init__(self) -> None:
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import mediapipe as mp
+        with _quiet_stderr():
+            import mediapipe as mp
 
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
-        )
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+            )
+            # The first run logs its delegate and projection warnings; take them here.
+            self._pose.process(np.full((64, 64, 3), 255, np.uint8))
         self._lock = threading.Lock()
+        self._quiet = True  # until the landmark stage has run once and said its piece
 
     def estimate(self, rgb: np.ndarray) -> Pose | None:
         """The most prominent person's pose in an RGB uint8 array, or None when there is none."""
         height, width = rgb.shape[:2]
         with self._lock:
-            result = self._pose.process(np.ascontiguousarray(rgb))
+            if self._quiet:
+                with _quiet_stderr():
+                    result = self._pose.process(np.ascontiguousarray(rgb))
+                self._quiet = result.pose_landmarks is None
+            else:
+                result = self._pose.process(np.ascontiguousarray(rgb))
         if result.pose_landmarks is None:
             return None
         marks = result.pose_landmarks.landmark

@@ -1,0 +1,87 @@
+"""A harder, SYNTHETIC query set made from the dev queries: the person cut out (pose
+person mask), shrunk to 40-65 % of the scene height, pasted off-centre into a cluttered
+scene of other product photos (flat shots, never the query's own product) and textures.
+    python bench/make_synthetic_queries.py [--n 1000] [--out bench/out/synthetic]
+Writes OUT/queries/*.jpg and OUT/queries.tsv (header query<TAB>product_id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
+
+from firs.vision.decode import load_image
+from firs.vision.pose import PoseEstimator
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "viton-dev"
+SCENE = (640, 480)
+
+
+def clutter(rng: random.Random, products: list[Path], exclude: str) -> Image.Image:
+    scene = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270))).resize(SCENE).convert("RGB")
+    tint = Image.new("RGB", SCENE, tuple(rng.randint(40, 220) for _ in range(3)))
+    scene = Image.blend(scene, tint, 0.6)
+    draw = ImageDraw.Draw(scene)
+    for _ in range(12):  # textures: stripes and blobs
+        x, y = rng.randrange(SCENE[0]), rng.randrange(SCENE[1])
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        if rng.random() < 0.5:
+            for i in range(0, 120, 12):
+                draw.line([x, y + i, x + 160, y + i], fill=colour, width=5)
+        else:
+            draw.ellipse([x, y, x + rng.randint(30, 140), y + rng.randint(30, 140)], fill=colour)
+    for _ in range(7):  # other products lying around
+        path = rng.choice(products)
+        if path.stem == exclude:
+            continue
+        other = load_image(path)
+        other.thumbnail((rng.randint(90, 170),) * 2)
+        scene.paste(other, (rng.randrange(SCENE[0] - other.width), rng.randrange(SCENE[1] - other.height)))
+    return scene.filter(ImageFilter.GaussianBlur(0.8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/synthetic"))
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with (args.data / "queries.tsv").open() as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    rows = rng.sample(rows, min(args.n, len(rows)))
+    products = sorted((args.data / "products").glob("*.jpg"))
+    estimator = PoseEstimator()
+    (args.out / "queries").mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in tqdm(rows, desc="synthetic queries"):
+        person = load_image(args.data / row["query"])
+        pose = estimator.estimate(np.asarray(person))
+        if pose is None:
+            continue
+        alpha = Image.fromarray((np.clip(pose.mask, 0, 1) * 255).astype(np.uint8))
+        height = int(SCENE[1] * rng.uniform(0.4, 0.65))
+        width = int(person.width * height / person.height)
+        person, alpha = person.resize((width, height)), alpha.resize((width, height))
+        scene = clutter(rng, products, row["product_id"])
+        left = rng.choice((rng.randint(0, SCENE[0] // 4), rng.randint(SCENE[0] // 2, SCENE[0] - width)))
+        top = rng.randint(0, SCENE[1] - height)
+        scene.paste(person, (left, top), alpha)
+        name = f"queries/syn_{Path(row['query']).stem}.jpg"
+        scene.save(args.out / name, quality=88)
+        written.append((name, row["product_id"]))
+    with (args.out / "queries.tsv").open("w") as handle:
+        handle.write("query\tproduct_id\n")
+        handle.writelines(f"{name}\t{pid}\n" for name, pid in written)
+    print(f"{len(written)} synthetic queries in {args.out} (of {len(rows)} sampled; no person found in the rest)")
+
+
+if __name__ == "__main__":
+    main()
