@@ -128,9 +128,9 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(answer: dict[str, Any]) -> str:
+def _results_table(results: list[dict[str, Any]]) -> list[str]:
     rows = [("#", "score", "id", "title", "brand", "category", "price")]
-    for rank, r in enumerate(answer["results"], start=1):
+    for rank, r in enumerate(results, start=1):
         price = "" if r.get("price") is None else f"{r['price']:.2f}"
         rows.append(
             (
@@ -144,14 +144,26 @@ def format_table(answer: dict[str, Any]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    head = []
-    for region in answer.get("regions", []):
-        head.append(f"searched region: {region['label']} {region['box']} (score {region['score']:.2f})")
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def _region_line(region: dict[str, Any]) -> str:
+    return f"region: {region['label']} {region['box']} (score {region['score']:.2f})"
+
+
+def format_table(answer: dict[str, Any]) -> str:
+    """A search answer as a person reads it: region(s), a results table, stage timings."""
+    lines: list[str] = []
     if answer.get("fallback"):
-        head.append(answer["fallback"])
+        lines.append(answer["fallback"])
+    if "items" in answer:
+        for item in answer["items"]:
+            lines += [_region_line(item["region"]), *_results_table(item["results"]), ""]
+    else:
+        lines += [_region_line(region) for region in answer.get("regions", [])]
+        lines += _results_table(answer["results"])
     timings = ", ".join(f"{k} {v:.1f}" for k, v in answer["timings_ms"].items())
-    return "\n".join([*head, *lines, f"timings (ms): {timings}"])
+    return "\n".join([*lines, f"timings (ms): {timings}"])
 
 
 def _run_search(args: argparse.Namespace) -> int:
