@@ -14,6 +14,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from devset_recall import recalls
 from PIL import Image
 from tqdm import tqdm
 
@@ -60,14 +61,6 @@ def query_views(image: Image.Image, parse: np.ndarray | None, estimator: PoseEst
     if parse is not None:
         views["oracle"] = masked_on_white(rgb, np.isin(parse, (5, 6, 7)))
     return views
-
-
-def recalls(gallery, queries, ids, truth):
-    position = {pid: i for i, pid in enumerate(ids)}
-    target = np.array([position[t] for t in truth])
-    scores = queries @ gallery.T
-    rank = (scores > scores[np.arange(len(queries)), target][:, None]).sum(axis=1) + 1
-    return [float((rank <= k).mean()) for k in (1, 10, 20)]
 
 
 def main() -> None:
