@@ -17,6 +17,9 @@ def print_summary(report: BuildReport, out: Path) -> None:
         f"  read {report.read}  indexed {report.indexed}  skipped {report.skipped}  "
         f"failed {report.failed}  in {seconds:.1f} s ({rate:.1f} images/s embedded)"
     )
+    if report.views:
+        seen = ", ".join(f"{count} {how}" for how, count in sorted(report.views.items(), key=lambda kv: -kv[1]))
+        print(f"  catalogue images for the fine view: {seen}")
     if report.problems:
         print(f"  skipped lines ({report.skipped}):")
         for reason, count in report.skip_reasons().most_common():
