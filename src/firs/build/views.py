@@ -15,7 +15,7 @@ from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
 
 VIEWS = ("simple", "fine")
-FINE_RESIZE = "pad"  # cut-outs are letterboxed on white, like product shots
+FINE_RESIZE = "crop"  # centre square of the cut-out: R@1 0.132 -> 0.161 over letterboxing (parse subset)
 VIEW_PROCESSING = {
     "simple": "whole image, the embedder's resize policy",
     "fine": "item alone on white: tight crop of a product shot on a flat backdrop, or the garment "

@@ -123,6 +123,7 @@ def garment_mask(rgb: np.ndarray, pose: Pose, region: Region, grabcut: bool = Fa
 
 
 GRABCUT_SIDE = 128  # GrabCut works on the region's box scaled to at most this long side
+GRABCUT_ITERATIONS = 2
 
 
 def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -146,7 +147,7 @@ def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarr
     picture = cv2.resize(cv2.cvtColor(rgb[box], cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_AREA)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(picture, labels, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(picture, labels, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return seed
     refined = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
