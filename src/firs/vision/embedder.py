@@ -127,7 +127,7 @@ class Embedder:
         return features / np.maximum(norms, 1e-12)
 
     def prepare(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
-        """`resize` overrides the spec's policy (the fine view letterboxes its cut-outs)."""
+        """`resize` overrides the spec's policy (a view may prepare its pictures differently)."""
         return prepare(image, self.spec.input_size, resize or self.spec.resize)
 
     def embed(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
