@@ -80,7 +80,11 @@ def main() -> None:
     with (args.out / "queries.tsv").open("w") as handle:
         handle.write("query\tproduct_id\n")
         handle.writelines(f"{name}\t{pid}\n" for name, pid in written)
-    print(f"{len(written)} synthetic queries in {args.out} (of {len(rows)} sampled; no person found in the rest)")
+    missed = len(rows) - len(written)
+    print(
+        f"{len(written)} synthetic queries in {args.out}"
+        + (f" ({missed} sampled had no person found)" if missed else "")
+    )
 
 
 if __name__ == "__main__":
