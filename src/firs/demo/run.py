@@ -72,6 +72,7 @@ def run_demo(workdir: Path, catalog: list[Path] | None = None, query: Path | Non
 what to try next (after `. .venv/bin/activate`, or prefix .venv/bin/):
   firs search {query} --index {index} --json   # the same answer as JSON
   firs search YOUR_PHOTO.jpg --index {index}         # your own photo
+  firs search PERSON.jpg --index {index} --mode fine  # find the garment a person wears, search by it
   firs build YOUR_CATALOG.csv --out my-index         # CSV: id,image,title,brand,category,price
   firs build meta_Clothing.json.gz --out my-index    # Amazon product metadata (2014 or 2018)
   firs demo --catalog YOUR_CATALOG.csv               # this demo on a real catalogue
