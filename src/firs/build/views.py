@@ -14,7 +14,6 @@ from ..vision.crops import tight_crop
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
 
-VIEWS = ("simple", "fine")
 FINE_RESIZE = "crop"  # centre square of the cut-out: R@1 0.132 -> 0.161 over letterboxing (parse subset)
 VIEW_PROCESSING = {
     "simple": "whole image, the embedder's resize policy",

@@ -1,4 +1,4 @@
-"""Opening an index and answering image queries (mode `simple`)."""
+"""Opening an index and answering image queries: modes `simple` and `fine`."""
 
 from __future__ import annotations
 
@@ -187,7 +187,6 @@ class SearchEngine:
             embed_total, search_total = embed_total + embed_ms, search_total + search_ms
             items.append({"region": item.region.as_dict(), "results": results})
         clock.stages.update(embed=round(embed_total, 2), search=round(search_total, 2))
-        clock.last = time.perf_counter()
         extra: dict[str, Any] = {"regions": [items[0]["region"]]}
         if located.fallback:
             extra["fallback"] = located.fallback
