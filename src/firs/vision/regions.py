@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .crops import mask_box
 from .pose import (
     LEFT_ANKLE,
     LEFT_ELBOW,
@@ -33,7 +34,6 @@ from .pose import (
 )
 
 REGIONS = ("upper", "lower", "full", "feet")
-LABELS = {"upper": "upper body", "lower": "lower body", "full": "full length", "feet": "feet"}
 VISIBLE = 0.5
 
 
@@ -44,23 +44,12 @@ class Region:
     mask: np.ndarray  # bool (h, w): where the region's garments may be
     score: float
 
-    @property
-    def label(self) -> str:
-        return LABELS.get(self.name, self.name)
-
     def as_dict(self) -> dict[str, object]:
         return {"label": self.name, "box": list(self.box), "score": round(self.score, 3)}
 
 
 def _limb(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, width: float) -> None:
     cv2.line(canvas, tuple(int(v) for v in a), tuple(int(v) for v in b), 1, max(1, int(width)), cv2.LINE_8)
-
-
-def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def _grow(quad: np.ndarray, factor: float) -> np.ndarray:
@@ -122,6 +111,6 @@ def body_regions(pose: Pose, shape: tuple[int, int]) -> list[Region]:
 
 
 def _add(regions: list[Region], name: str, mask: np.ndarray, score: float) -> None:
-    box = _box(mask)
+    box = mask_box(mask)
     if box is not None:
         regions.append(Region(name=name, box=box, mask=mask.astype(bool), score=score))
