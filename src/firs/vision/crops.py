@@ -8,6 +8,7 @@ from PIL import Image
 
 WHITE = 255
 BACKGROUND_DISTANCE = 40  # Lab distance from the border colour that counts as "object"
+FLAT_BORDER = 12.0  # median Lab spread of the border below which it is one flat backdrop
 
 
 def masked_on_white(rgb: np.ndarray, mask: np.ndarray, margin: float = 0.04) -> Image.Image:
@@ -36,29 +37,26 @@ def mask_box(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int]
     )
 
 
-def foreground_mask(rgb: np.ndarray) -> np.ndarray:
-    """Pixels unlike the picture's border colour (a product shot's backdrop), specks removed."""
+def _backdrop(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lab pixels, the border's median colour, and the border's median spread around it."""
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
     background = np.median(border, axis=0)
-    distance = np.linalg.norm(lab - background, axis=2)
-    mask = (distance > BACKGROUND_DISTANCE).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    return mask.astype(bool)
+    spread = float(np.median(np.linalg.norm(border - background, axis=1)))
+    return lab, background, spread
 
 
-def uniform_border(rgb: np.ndarray, tolerance: float = 12.0) -> bool:
-    """True when the border is one flat colour (a studio or shop backdrop)."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
-    return float(np.median(np.linalg.norm(border - np.median(border, axis=0), axis=1))) < tolerance
+def _foreground(lab: np.ndarray, background: np.ndarray) -> np.ndarray:
+    mask = (np.linalg.norm(lab - background, axis=2) > BACKGROUND_DISTANCE).astype(np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def salient_box(rgb: np.ndarray, min_share: float = 0.02, max_share: float = 0.95) -> tuple[int, int, int, int] | None:
     """The box of the largest object standing out from a flat border colour, or None."""
-    if not uniform_border(rgb):
+    lab, background, spread = _backdrop(rgb)
+    if spread >= FLAT_BORDER:
         return None
-    mask = foreground_mask(rgb)
+    mask = _foreground(lab, background)
     count, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
         return None
@@ -72,10 +70,10 @@ def salient_box(rgb: np.ndarray, min_share: float = 0.02, max_share: float = 0.9
 
 def tight_crop(image: Image.Image, margin: float = 0.04) -> Image.Image:
     """A product shot cropped to its item when the backdrop is flat; otherwise unchanged."""
-    rgb = np.asarray(image)
-    if not uniform_border(rgb):
+    lab, background, spread = _backdrop(np.asarray(image))
+    if spread >= FLAT_BORDER:
         return image
-    box = mask_box(foreground_mask(rgb), margin)
+    box = mask_box(_foreground(lab, background), margin)
     if box is None:
         return image
     return image.crop(box)
