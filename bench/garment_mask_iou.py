@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from firs.vision import garment_mask as mask_module
 from firs.vision.decode import load_image
 from firs.vision.garment_mask import garment_mask
 from firs.vision.pose import PoseEstimator
@@ -32,7 +33,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--grabcut-side", type=int, default=mask_module.GRABCUT_SIDE)
+    parser.add_argument("--grabcut-iterations", type=int, default=mask_module.GRABCUT_ITERATIONS)
     args = parser.parse_args()
+    mask_module.GRABCUT_SIDE, mask_module.GRABCUT_ITERATIONS = args.grabcut_side, args.grabcut_iterations
     parses = sorted((args.data / "parse").glob("*.png"))
     if args.limit:
         parses = parses[: args.limit]

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from firs.eval.queries import read_queries
 from firs.runtime import tune_allocator
-from firs.search.engine import SearchEngine
+from firs.search.engine import Query, SearchEngine
 
 
 def main() -> None:
@@ -29,12 +29,12 @@ def main() -> None:
     modes = args.modes.split(",")
     queries = read_queries(args.queries)[: args.n]
     for mode in modes:  # warm-up: models loaded, first-call costs paid
-        engine.search_image(queries[0].path, mode=mode)
+        engine.search(Query(image=queries[0].path, mode=mode))
     stages: dict[str, dict[str, list[float]]] = {mode: defaultdict(list) for mode in modes}
     for query in tqdm(queries, desc="latency"):
         data = query.path.read_bytes()
         for mode in modes:
-            for stage, ms in engine.search_image(data, mode=mode).timings_ms.items():
+            for stage, ms in engine.search(Query(image=data, mode=mode)).timings_ms.items():
                 stages[mode][stage].append(ms)
     base = np.median(stages[modes[0]]["total"])
     for mode in modes:

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image
 
 from firs.build.pipeline import BuildOptions, build_index
 from firs.cli import main
 from firs.errors import CatalogError, IndexFormatError
 from firs.index import directory as layout
 from firs.index.shards import read_shards
-from firs.search.engine import SearchEngine
+from firs.search.engine import Query, SearchEngine
 from firs.vision.embedder import Embedder
 
-
-def transformed_copy(path: Path, out: Path) -> Path:
-    """The product photographed differently: cropped, smaller, darker, JPEG-compressed."""
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    image = image.crop((int(w * 0.06), int(h * 0.04), int(w * 0.97), int(h * 0.95)))
-    image = ImageEnhance.Brightness(image.resize((180, 170))).enhance(0.85)
-    image.save(out, "JPEG", quality=80)
-    return out
-
-
-def _ids(catalog: Path) -> list[str]:
-    with catalog.open() as handle:
-        return [row["id"] for row in csv.DictReader(handle)]
+from .helpers import catalog_ids, transformed_copy
 
 
 def test_index_directory_contents(garment_index: Path, garment_catalog: Path) -> None:
@@ -46,7 +32,7 @@ def test_index_directory_contents(garment_index: Path, garment_catalog: Path) ->
         for name in (layout.ANN, layout.WHITENING, "features/part-00000.parquet"):
             assert f"{folder}/{name}" in manifest["files"]
         ids, features = read_shards(garment_index / folder / layout.FEATURES)
-        assert sorted(ids) == sorted(_ids(garment_catalog)) and features.shape == (24, 1280)
+        assert sorted(ids) == sorted(catalog_ids(garment_catalog)) and features.shape == (24, 1280)
     assert layout.STORE in manifest["files"]
 
 
@@ -54,9 +40,9 @@ def test_transformed_copy_comes_first(
     garment_index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     engine = SearchEngine(garment_index, embedder)
-    for product_id in _ids(garment_catalog)[::5]:
+    for product_id in catalog_ids(garment_catalog)[::5]:
         query = transformed_copy(garment_catalog.parent / "img" / f"{product_id}.png", tmp_path / f"{product_id}.jpg")
-        answer = engine.search_image(query, k=5)
+        answer = engine.search(Query(image=query, k=5))
         assert answer.results[0]["id"] == product_id
         assert set(answer.timings_ms) == {"decode", "embed", "search", "total"}
 
@@ -64,7 +50,7 @@ def test_transformed_copy_comes_first(
 def test_cli_search_json(
     garment_index: Path, garment_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    product_id = _ids(garment_catalog)[3]
+    product_id = catalog_ids(garment_catalog)[3]
     query = transformed_copy(garment_catalog.parent / "img" / f"{product_id}.png", tmp_path / "q.jpg")
     assert main(["search", str(query), "--index", str(garment_index), "--top-k", "3", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
@@ -152,7 +138,7 @@ def test_build_refuses_to_replace_a_non_index_folder(garment_catalog: Path, embe
 def test_fine_search_finds_the_item_small_and_off_centre(
     garment_index: Path, garment_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    product_id = _ids(garment_catalog)[7]
+    product_id = catalog_ids(garment_catalog)[7]
     item = Image.open(garment_catalog.parent / "img" / f"{product_id}.png").convert("RGB").resize((110, 110))
     scene = Image.new("RGB", (480, 360), (236, 238, 240))
     scene.paste(item, (330, 40))

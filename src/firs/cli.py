@@ -43,24 +43,37 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 def _add_search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search",
-        help="find the products in a photo",
-        description="Search an index with a photo; prints a table or --json.",
+        help="find the products in a photo, or by words, or like a product",
+        description=(
+            "Search an index with a photo (modes simple, fine, tag), with words (--text), or "
+            "for products like one (--like); --where filters any of them. Prints a table or --json."
+        ),
     )
-    p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, ...)")
+    p.add_argument("image", type=Path, nargs="?", metavar="IMAGE", help="the photo (JPEG, PNG, WebP, ...)")
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
     p.add_argument(
         "--mode",
         default="simple",
-        choices=["simple", "fine"],
-        help="simple: embed the whole photo; fine: find the garment on the person, search by it",
+        choices=["simple", "fine", "tag"],
+        help="simple: embed the whole photo; fine: find the garment on the person, search by it; "
+        "tag: like fine, among the products whose labels match the garment's",
     )
     p.add_argument(
         "--region",
         default="auto",
         choices=["auto", "upper", "lower", "full", "feet"],
-        help="fine: which garment (auto: upper body, else full length, lower body, feet)",
+        help="fine/tag: which garment (auto: upper body, else full length, lower body, feet)",
     )
-    p.add_argument("--all-items", action="store_true", help="fine: search every garment found (shop the look)")
+    p.add_argument("--all-items", action="store_true", help="fine/tag: search every garment found (shop the look)")
+    p.add_argument("--text", metavar="WORDS", help="words: alone, a text search; with a photo, they narrow it")
+    p.add_argument("--like", metavar="PRODUCT_ID", help="products like this one (no photo needed)")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="filter, repeatable: brand=Acme, gender=Women, category=Dresses, colour=red, price<=50, price>=10",
+    )
     p.add_argument("--top-k", type=int, default=10, metavar="K", help="how many products (10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -73,7 +86,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
     p.add_argument("--queries", required=True, type=Path, metavar="QUERIES.tsv")
-    p.add_argument("--mode", action="append", choices=["simple", "fine"], help="repeatable; default simple")
+    p.add_argument("--mode", action="append", choices=["simple", "fine", "tag"], help="repeatable; default simple")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -153,9 +166,11 @@ def _region_line(region: dict[str, Any]) -> str:
 
 def format_table(answer: dict[str, Any]) -> str:
     """A search answer as a person reads it: region(s), a results table, stage timings."""
-    lines: list[str] = []
-    if answer.get("fallback"):
-        lines.append(answer["fallback"])
+    lines: list[str] = [answer[key] for key in ("fallback", "notice") if answer.get(key)]
+    if "labels" in answer:
+        labels = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in answer["labels"])
+        lines.append(f"labels: {labels}")
+        lines.append(f"candidates: {answer['candidates']} ({answer['candidate_rule']})")
     if "items" in answer:
         for item in answer["items"]:
             lines += [_region_line(item["region"]), *_results_table(item["results"]), ""]
@@ -167,12 +182,20 @@ def format_table(answer: dict[str, Any]) -> str:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from .search.engine import SearchEngine
+    from .search.engine import Query, SearchEngine
+    from .search.filters import parse_where
 
-    engine = SearchEngine(args.index)
-    answer = engine.search_image(
-        args.image, k=args.top_k, mode=args.mode, region=args.region, all_items=args.all_items
-    ).as_dict()
+    query = Query(
+        image=args.image,
+        text=args.text,
+        like=args.like,
+        mode=args.mode,
+        k=args.top_k,
+        region=args.region,
+        all_items=args.all_items,
+        where=[parse_where(text) for text in args.where],
+    )
+    answer = SearchEngine(args.index).search(query).as_dict()
     print(json.dumps(answer, ensure_ascii=False) if args.json else format_table(answer))
     return 0
 

@@ -19,3 +19,7 @@ class FetchError(FirsError):
 
 class IndexFormatError(FirsError):
     """An index directory is missing, corrupt, or was built differently."""
+
+
+class QueryError(FirsError):
+    """A search request that cannot be answered as asked (bad parameter, unknown product)."""

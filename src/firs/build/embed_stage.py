@@ -1,7 +1,8 @@
 """Decode and embed images in batches, preparing ahead on threads while the network runs.
 
-A loader turns one product image into one prepared array per view (see build/views.py);
-every view is embedded with the same network, batch by batch.
+A loader turns one product image into one prepared array per view (see build/views.py)
+and the labels it can read off the picture; every view is embedded with the same network,
+batch by batch, and the classifier head of one view gives each product its type labels.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ImageError
+from ..tagging.tagger import Tag, classifier_tags
 from ..vision.embedder import Embedder
 
-# (product id, image path) -> (prepared array per view, a note on how the views were made)
-Loader = Callable[[str, str], tuple[dict[str, np.ndarray], str]]
-_Outcome = tuple[dict[str, np.ndarray] | None, str]
+
+@dataclass
+class Prepared:
+    arrays: dict[str, np.ndarray]  # view -> prepared CHW array
+    note: str  # how the views were made
+    tags: list[Tag] = field(default_factory=list)  # labels read off the picture (colour, region)
+
+
+# (product id, image path) -> the prepared views
+Loader = Callable[[str, str], Prepared]
+_Outcome = Prepared | str  # or the reason it failed
 
 
 @dataclass
@@ -28,18 +38,19 @@ class EmbedResult:
     features: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, 1280)
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     notes: Counter[str] = field(default_factory=Counter)
+    tags: dict[str, list[Tag]] = field(default_factory=dict)  # product id -> image labels
 
 
 def _prefetch(
     items: Sequence[tuple[str, str]], load: Loader, workers: int, window: int
 ) -> Iterator[tuple[str, _Outcome]]:
-    """(id, (arrays or None, note or error)) in input order, at most `window` in flight."""
+    """(id, prepared views or the error) in input order, at most `window` in flight."""
 
     def task(product_id: str, path: str) -> _Outcome:
         try:
             return load(product_id, path)
         except ImageError as exc:
-            return None, str(exc)
+            return str(exc)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[str, Future[_Outcome]]] = deque()
@@ -60,8 +71,10 @@ def embed_images(
     batch_size: int = 32,
     workers: int = 2,
     progress: bool = True,
+    classify_view: str | None = None,
 ) -> EmbedResult:
-    """Embed (id, image path) pairs; images that fail to decode are reported, not fatal."""
+    """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.
+    `classify_view`: the view whose ImageNet probabilities become each product's type labels."""
     result = EmbedResult()
     blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
@@ -71,19 +84,24 @@ def embed_images(
     def flush() -> None:
         if batch_ids:
             for view, arrays in batch.items():
-                blocks.setdefault(view, []).append(embedder.embed_arrays(np.stack(arrays)))
+                features, probabilities = embedder.forward(np.stack(arrays))
+                blocks.setdefault(view, []).append(features)
+                if view == classify_view:
+                    for product_id, row in zip(batch_ids, probabilities, strict=True):
+                        result.tags[product_id] = classifier_tags(row) + result.tags.get(product_id, [])
             result.ids.extend(batch_ids)
             bar.update(len(batch_ids))
             batch_ids.clear()
             batch.clear()
 
-    for product_id, (arrays, note) in _prefetch(items, load, workers, window=2 * batch_size):
-        if arrays is None:
-            result.failures[product_id] = note or "unknown error"
+    for product_id, prepared in _prefetch(items, load, workers, window=2 * batch_size):
+        if isinstance(prepared, str):
+            result.failures[product_id] = prepared or "unknown error"
             bar.update(1)
             continue
-        result.notes[note] += 1
-        for view, array in arrays.items():
+        result.notes[prepared.note] += 1
+        result.tags[product_id] = prepared.tags
+        for view, array in prepared.arrays.items():
             batch.setdefault(view, []).append(array)
         batch_ids.append(product_id)
         if len(batch_ids) == batch_size:

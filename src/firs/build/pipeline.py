@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from .. import __version__
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import ReadProblem
@@ -19,12 +17,14 @@ from ..catalog.store import ProductStore
 from ..errors import CatalogError
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
+from ..index.postings import Postings
 from ..index.shards import write_shards
 from ..index.whitening import fit_whitening
+from ..tagging.tagger import colour_tags, product_tags, region_tag
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
-from .embed_stage import Loader, embed_images
+from .embed_stage import Loader, Prepared, embed_images
 from .views import FINE_RESIZE, VIEW_PROCESSING, fine_view, view_resize
 
 
@@ -71,10 +71,11 @@ def _reason_kind(reason: str) -> str:
 def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories: dict[str, list[str]]) -> Loader:
     """Decode a catalogue image once; prepare its simple and fine views."""
 
-    def load(product_id: str, path: str) -> tuple[dict[str, np.ndarray], str]:
+    def load(product_id: str, path: str) -> Prepared:
         image = load_image(path)
-        view, note = fine_view(image, categories.get(product_id, []), localiser)
-        return {"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}, note
+        view, note, region = fine_view(image, categories.get(product_id, []), localiser)
+        tags = colour_tags(view) + ([region_tag(region)] if region else [])
+        return Prepared({"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}, note, tags)
 
     return load
 
@@ -118,7 +119,9 @@ def build_index(
         embedder = embedder or Embedder(options.embedder, threads=options.threads)
         localiser = localiser or GarmentLocaliser()
         load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-        embedded = embed_images(items, embedder, load, options.batch_size, progress=options.progress)
+        embedded = embed_images(
+            items, embedder, load, options.batch_size, progress=options.progress, classify_view="fine"
+        )
         for product_id, reason in embedded.failures.items():
             report.failures[product_id] = reason
             store.set_status(product_id, "failed", reason)
@@ -150,6 +153,14 @@ def build_index(
                 "catalog_processing": VIEW_PROCESSING[view],
             }
         store.assign_labels(embedded.ids)
+        by_id = {p.id: p for p in products}
+        tags = {
+            idx: product_tags(by_id[pid].title, by_id[pid].categories, by_id[pid].metadata, embedded.tags.get(pid, []))
+            for idx, pid in enumerate(embedded.ids)
+        }
+        store.add_tags(tags)
+        postings = Postings.build((t.label, idx) for idx, ts in tags.items() for t in ts)
+        postings.save(staging / layout.POSTINGS)
         store.close()
         report.seconds["index"] = time.perf_counter() - clock
         report.indexed, report.failed = len(embedded.ids), len(report.failures)
@@ -169,6 +180,12 @@ def build_index(
                 },
                 "views": views,
                 "catalog_images": dict(embedded.notes),
+                "tags": {
+                    "postings": layout.POSTINGS,
+                    "labels": len(postings.labels()),
+                    "sources": "catalogue metadata (types, colours), else the ImageNet head of the fine view "
+                    "(types), the fine view's dominant colour, the localiser's region",
+                },
                 "counts": {
                     "read": report.read,
                     "indexed": report.indexed,

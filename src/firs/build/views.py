@@ -36,13 +36,16 @@ def region_for_categories(categories: list[str]) -> str:
     return "upper"
 
 
-def fine_view(image: Image.Image, categories: list[str], localiser: GarmentLocaliser) -> tuple[Image.Image, str]:
-    """The catalogue image as the fine mode sees it, and how it was made."""
+def fine_view(
+    image: Image.Image, categories: list[str], localiser: GarmentLocaliser
+) -> tuple[Image.Image, str, str | None]:
+    """The catalogue image as the fine mode sees it, how it was made, and the body region
+    it was cut from (None for a product shot)."""
     located = localiser.locate(image, region=region_for_categories(categories), strict=False)
     if located.fallback is None:
         item = located.items[0]
-        return item.view, f"worn ({item.region.name})"
-    return tight_crop(image), "product shot"
+        return item.view, f"worn ({item.region.name})", item.region.name
+    return tight_crop(image), "product shot", None
 
 
 def view_resize(view: str, embedder: Embedder) -> str:

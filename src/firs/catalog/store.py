@@ -8,12 +8,18 @@ and no `idx`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexFormatError
+import numpy as np
+
+from ..errors import IndexFormatError, QueryError
+from ..search.filters import Condition
+from ..tagging.tagger import Tag
+from ..tagging.vocabulary import labels_in_text
 from .product import Product
 
 SCHEMA = """
@@ -31,7 +37,24 @@ CREATE TABLE products (
     origin TEXT NOT NULL DEFAULT '',
     metadata TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE tags (
+    idx INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    source TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    PRIMARY KEY (idx, label)
+);
+CREATE VIRTUAL TABLE products_text USING fts5(title, brand, categories, tags, tokenize='porter unicode61');
 """
+# Columns a --where condition can name directly; any other field is looked up in metadata.
+_FIELD_COLUMNS = {"id": "id", "title": "title", "brand": "brand", "price": "price"}
+# Fields that also match the labels of the tagger (a product with no `colour` metadata may
+# still be tagged colour:red from its picture).
+_TAG_FIELDS = {"type": "type", "colour": "colour", "color": "colour", "region": "region"}
+_SQL_OPS = {"=": "=", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_STOPWORDS = frozenset(
+    ["a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"]
+)
 _COLUMNS = "id, idx, title, brand, categories, price, image_source, image_path, status, reason, metadata"
 
 
@@ -96,6 +119,89 @@ class ProductStore:
                 enumerate(ids),
             )
 
+    def add_tags(self, tags: dict[int, list[Tag]]) -> None:
+        """Labels per ANN label, and the text index over title, brand, categories and labels."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO tags (idx, label, source, confidence) VALUES (?, ?, ?, ?)",
+                ((idx, t.label, t.source, t.confidence) for idx, ts in tags.items() for t in ts),
+            )
+            rows = self.db.execute("SELECT idx, title, brand, categories FROM products WHERE idx IS NOT NULL")
+            self.db.executemany(
+                "INSERT INTO products_text (rowid, title, brand, categories, tags) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        idx,
+                        title,
+                        brand,
+                        " ".join(json.loads(categories)),
+                        _label_words(tags.get(idx, [])),
+                    )
+                    for idx, title, brand, categories in rows.fetchall()
+                ],
+            )
+
+    def tags_of(self, labels: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        marks = ",".join("?" * len(labels))
+        rows = self.db.execute(
+            f"SELECT idx, label, source, confidence FROM tags WHERE idx IN ({marks}) ORDER BY idx, confidence DESC",
+            [int(x) for x in labels],
+        ).fetchall()
+        out: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            out.setdefault(row["idx"], []).append(
+                {"label": row["label"], "source": row["source"], "confidence": round(row["confidence"], 3)}
+            )
+        return out
+
+    def fields(self) -> set[str]:
+        """Every field a filter can name: the fixed columns, category, and every metadata key."""
+        keys = self.db.execute("SELECT DISTINCT key FROM products, json_each(products.metadata)").fetchall()
+        return {*_FIELD_COLUMNS, "category", *_TAG_FIELDS, *(row[0] for row in keys)}
+
+    def where(self, conditions: Sequence[Condition]) -> np.ndarray:
+        """ANN labels of the indexed products meeting every condition (all of them when none)."""
+        clauses, params = ["idx IS NOT NULL"], []
+        known = self.fields() if conditions else set()
+        for c in conditions:
+            if c.field not in known:
+                raise QueryError(f"filter {c}: no product has a field {c.field!r} (fields: {', '.join(sorted(known))})")
+            op = _SQL_OPS[c.op]
+            if c.field == "price":
+                clauses.append(f"price IS NOT NULL AND price {op} ?")
+                params.append(c.value)
+                continue
+            if c.field in _TAG_FIELDS:
+                test = (
+                    "(lower(CAST(json_extract(metadata, ?) AS TEXT)) = lower(?)"
+                    " OR idx IN (SELECT idx FROM tags WHERE label = ?))"
+                )
+                clauses.append(test if op == "=" else f"NOT {test}")
+                params += [f'$."{c.field}"', str(c.value), _tag_label(_TAG_FIELDS[c.field], str(c.value))]
+                continue
+            if c.field == "category":
+                test = "EXISTS (SELECT 1 FROM json_each(products.categories) WHERE lower(value) = lower(?))"
+                clauses.append(test if op == "=" else f"NOT {test}")
+            elif c.field in _FIELD_COLUMNS:
+                clauses.append(f"lower({_FIELD_COLUMNS[c.field]}) {op} lower(?)")
+            else:
+                clauses.append(f"lower(CAST(json_extract(metadata, ?) AS TEXT)) {op} lower(?)")
+                params.append(f'$."{c.field}"')
+            params.append(str(c.value))
+        rows = self.db.execute(f"SELECT idx FROM products WHERE {' AND '.join(clauses)}", params).fetchall()
+        return np.array(sorted(row[0] for row in rows), dtype=np.int64)
+
+    def text_matches(self, text: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """ANN labels whose title, brand, categories or labels match any word of `text`, best
+        (BM25) first, with BM25 scores (higher is better)."""
+        words = [w for w in _words(text) if w not in _STOPWORDS]
+        if not words:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        query = " OR ".join(f'"{w}"' for w in words)
+        sql = "SELECT rowid, bm25(products_text) FROM products_text WHERE products_text MATCH ? ORDER BY 2"
+        rows = self.db.execute(sql + (f" LIMIT {int(limit)}" if limit else ""), (query,)).fetchall()
+        return np.array([r[0] for r in rows], np.int64), np.array([-r[1] for r in rows], np.float32)
+
     def commit(self) -> None:
         self.db.commit()
 
@@ -125,6 +231,21 @@ class ProductStore:
     def label_of(self, product_id: str) -> int | None:
         row = self.db.execute("SELECT idx FROM products WHERE id = ?", (product_id,)).fetchone()
         return None if row is None else row[0]
+
+
+def _label_words(tags: list[Tag]) -> str:
+    """What a product's type and colour labels add to its searchable text."""
+    return " ".join(t.label.split(":", 1)[1] for t in tags if not t.label.startswith("region:"))
+
+
+def _tag_label(kind: str, value: str) -> str:
+    """`colour`, `navy` -> `colour:blue`: the vocabulary's name for a word, else the word."""
+    named = [label for label in labels_in_text(value) if label.startswith(f"{kind}:")]
+    return named[0] if named else f"{kind}:{value.strip().lower()}"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
 
 
 def _row_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..build.pipeline import BuildOptions, build_index
 from ..build.summary import print_summary
 from ..cli import format_table
-from ..search.engine import SearchEngine
+from ..search.engine import Query, SearchEngine
 from .garments import BRANDS, KINDS, GarmentSpec, catalogue_specs, cluttered_scene, draw_garment
 
 QUERY_PRODUCT = GarmentSpec("dress", "pink", "striped")
@@ -61,7 +61,7 @@ def run_demo(workdir: Path, catalog: list[Path] | None = None, query: Path | Non
         print(f"\nquery: {query} (a {QUERY_PRODUCT.title.lower()}, drawn differently, on a busy background)")
     else:
         print(f"\nquery: {query}")
-    answer = SearchEngine(index).search_image(query, k=5).as_dict()
+    answer = SearchEngine(index).search(Query(image=query, k=5)).as_dict()
     print(format_table(answer))
     if catalog is None:
         ids = [result["id"] for result in answer["results"]]
@@ -73,6 +73,9 @@ what to try next (after `. .venv/bin/activate`, or prefix .venv/bin/):
   firs search {query} --index {index} --json   # the same answer as JSON
   firs search YOUR_PHOTO.jpg --index {index}         # your own photo
   firs search PERSON.jpg --index {index} --mode fine  # find the garment a person wears, search by it
+  firs search PERSON.jpg --index {index} --mode tag   # ... among products of the same garment type
+  firs search --text "striped dress" --index {index} --where price<=30   # words and filters
+  firs search --like {QUERY_PRODUCT.product_id} --index {index}             # more like this product
   firs build YOUR_CATALOG.csv --out my-index         # CSV: id,image,title,brand,category,price
   firs build meta_Clothing.json.gz --out my-index    # Amazon product metadata (2014 or 2018)
   firs demo --catalog YOUR_CATALOG.csv               # this demo on a real catalogue

@@ -9,7 +9,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import FirsError
-from ..search.engine import SearchEngine
+from ..search.engine import Query, SearchEngine
 from .metrics import RECALL_AT, mean_average_precision, percentiles, recall_at
 from .queries import read_queries
 
@@ -32,7 +32,7 @@ def evaluate(
         ranks: list[int | None] = []
         stages: dict[str, list[float]] = defaultdict(list)
         for query in tqdm(queries, desc=f"eval {mode}", unit="query", disable=not progress):
-            answer = engine.search_image(query.path, k=DEPTH, mode=mode)
+            answer = engine.search(Query(image=query.path, k=DEPTH, mode=mode))
             ids = [result["id"] for result in answer.results]
             ranks.append(ids.index(query.product_id) + 1 if query.product_id in ids else None)
             for stage, ms in answer.timings_ms.items():

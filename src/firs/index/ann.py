@@ -17,6 +17,11 @@ import numpy as np
 
 from ..errors import IndexFormatError
 
+# A filtered search walks the graph only when the allowed set is big; below these it
+# scores the allowed vectors directly (see bench/filtered_latency.py).
+EXACT_BELOW = 2048
+EXACT_SHARE = 0.05
+
 
 @dataclass(frozen=True)
 class HnswParams:
@@ -61,12 +66,35 @@ class AnnIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and cosine similarities, each (n, k'), k' = min(k, size), best first."""
+    def query(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and cosine similarities, each (n, k'), best first; k' = min(k, size of the
+        allowed set). `allowed` restricts the answer to those labels (a filtered search)."""
         queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        if allowed is not None:
+            return self._query_allowed(queries, k, np.asarray(allowed, dtype=np.int64))
         k = min(k, len(self))
         if k == 0:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
         scores, labels = self.index.search(queries, k, params=search)
         return labels.astype(np.int64), scores.astype(np.float32)
+
+    def _query_allowed(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, len(allowed))
+        if k == 0:
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+        if len(allowed) <= EXACT_BELOW or len(allowed) < EXACT_SHARE * len(self):
+            return self._exact(queries, k, allowed)
+        selector = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
+        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), sel=selector)
+        scores, labels = self.index.search(queries, k, params=search)
+        if (labels < 0).any():  # the graph walk ran out of allowed neighbours: answer exactly
+            return self._exact(queries, k, allowed)
+        return labels.astype(np.int64), scores.astype(np.float32)
+
+    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the allowed vectors only (small sets, where a graph walk wastes its visits)."""
+        vectors = self.index.reconstruct_batch(allowed)
+        scores = queries @ vectors.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return allowed[top], np.take_along_axis(scores, top, axis=1).astype(np.float32)

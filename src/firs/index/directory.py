@@ -2,7 +2,8 @@
 
     INDEX_DIR/
       manifest.json        format version, embedder identity, views, counts, checksums
-      products.sqlite      the product store
+      products.sqlite      the product store: products, their labels, a full-text index
+      tags.npz             the inverted tag index: label -> ANN labels (index/postings.py)
       views/<view>/        one per search view (simple: whole photo; fine: the item alone)
         whitening.npz      the catalogue-fitted whitening (mean, projection)
         ann.faiss          the HNSW graph (faiss) over whitened vectors; label = products.idx
@@ -26,12 +27,13 @@ from typing import Any
 from ..errors import IndexFormatError
 from ..files import sha256_file
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
 ANN = "ann.faiss"
 FEATURES = "features"
+POSTINGS = "tags.npz"
 
 
 def view_dir(view: str) -> str:

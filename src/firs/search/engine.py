@@ -1,4 +1,5 @@
-"""Opening an index and answering image queries: modes `simple` and `fine`."""
+"""Opening an index and answering queries: photos (modes simple, fine, tag), words, more
+like this, each with optional filters."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ import numpy as np
 from PIL import Image
 
 from ..catalog.store import ProductStore
-from ..errors import FirsError, IndexFormatError
+from ..errors import IndexFormatError, QueryError
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
+from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..vision.decode import decode_image, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
+from .filters import Condition
+from .tag_policy import query_tags, tag_candidates
 
-MODES = ("simple", "fine")
+MODES = ("simple", "fine", "tag")
+REGIONS = ("auto", "upper", "lower", "full", "feet")
+MAX_K = 1000
 # Identity keys that must match between the index and the running embedder.
 _IDENTITY_KEYS = ("model", "input_size", "resize", "pooling", "gem_p", "weights_sha256", "feature_dim")
 
@@ -35,6 +41,35 @@ class SearchAnswer:
         return {"mode": self.mode, **self.extra, "results": self.results, "timings_ms": self.timings_ms}
 
 
+@dataclass
+class Query:
+    """One search: a photo (or words alone, or a product id for more like this), refined by
+    words and filters."""
+
+    image: bytes | str | Path | None = None
+    text: str | None = None
+    like: str | None = None
+    mode: str = "simple"
+    k: int = 10
+    region: str = "auto"
+    all_items: bool = False
+    where: list[Condition] = field(default_factory=list)
+
+    def check(self, engine: SearchEngine) -> None:
+        if self.image is None and self.like is None and not (self.text and self.text.strip()):
+            raise QueryError("nothing to search with: give a photo, words (text) or a product id (like)")
+        if self.image is not None and self.like is not None:
+            raise QueryError("give a photo or a product id (like), not both")
+        if self.mode not in MODES:
+            raise QueryError(f"unknown mode {self.mode!r}; available: {', '.join(MODES)}")
+        if self.region not in REGIONS:
+            raise QueryError(f"unknown region {self.region!r}; available: {', '.join(REGIONS)}")
+        if not 1 <= self.k <= MAX_K:
+            raise QueryError(f"top-k must be between 1 and {MAX_K}, got {self.k}")
+        if self.mode in ("fine", "tag") and "fine" not in engine.views:
+            raise QueryError(f"{engine.index_dir} has no fine view; rebuild it with this FIRS")
+
+
 class _Clock:
     """Per-stage wall-clock timings in milliseconds."""
 
@@ -45,6 +80,12 @@ class _Clock:
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.stages[stage] = round((now - self.last) * 1000, 2)
+        self.last = now
+
+    def add(self, stage: str) -> None:
+        """Like lap, but adds to the stage (a stage repeated per garment)."""
+        now = time.perf_counter()
+        self.stages[stage] = round(self.stages.get(stage, 0.0) + (now - self.last) * 1000, 2)
         self.last = now
 
     def done(self) -> dict[str, float]:
@@ -106,7 +147,7 @@ class SearchEngine:
         views = self.manifest.get("views")
         if not isinstance(views, dict) or "simple" not in views:
             raise IndexFormatError(f"{self.index_dir}: manifest lists no search views")
-        needed = [layout.STORE]
+        needed = [layout.STORE, layout.POSTINGS]
         for view in views:
             needed += [f"{layout.view_dir(view)}/{layout.WHITENING}", f"{layout.view_dir(view)}/{layout.ANN}"]
         layout.verify_files(self.index_dir, self.manifest, needed, full=verify)
@@ -128,6 +169,7 @@ class SearchEngine:
                 raise IndexFormatError(f"{folder / layout.WHITENING}: unreadable ({exc})") from None
             self.views[view] = _View(whitening, AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params))
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
+        self.postings = Postings.load(self.index_dir / layout.POSTINGS)
         self._localiser = localiser
 
     @property
@@ -140,56 +182,120 @@ class SearchEngine:
     def view_resize(self, view: str) -> str:
         return str(self.manifest["views"][view].get("resize", self.embedder.spec.resize))
 
-    def neighbours(self, vector: np.ndarray, k: int, view: str = "simple") -> list[dict[str, Any]]:
-        """Top-k products for one whitened vector, with scores and metadata."""
-        labels, scores = self.views[view].ann.query(vector, k)
-        products = self.store.by_labels(labels[0].tolist())
-        for product, score in zip(products, scores[0].tolist(), strict=True):
-            product["score"] = round(float(score), 4)
-        return [{"id": p.pop("id"), "score": p.pop("score"), **p} for p in products]
+    def neighbours(
+        self, vector: np.ndarray, k: int, view: str = "simple", allowed: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """Top-k products for one whitened vector, with scores, metadata and labels."""
+        labels, scores = self.views[view].ann.query(vector, k, allowed)
+        return self.products(labels[0].tolist(), scores[0].tolist())
 
-    def _search_view(self, image: Image.Image, view: str, k: int) -> tuple[list[dict[str, Any]], float, float]:
-        """Results, embed ms and search ms for one picture in one view."""
-        start = time.perf_counter()
-        vector = self.views[view].whitening.apply(self.embedder.embed(image, self.view_resize(view)))
-        embedded = time.perf_counter()
-        results = self.neighbours(vector, k, view)
-        return results, (embedded - start) * 1000, (time.perf_counter() - embedded) * 1000
+    def products(self, labels: list[int], scores: list[float]) -> list[dict[str, Any]]:
+        """Result records for ANN labels, in order, each with its score and labels."""
+        records = self.store.by_labels(labels)
+        tags = self.store.tags_of(labels) if labels else {}
+        out = []
+        for label, record, score in zip(labels, records, scores, strict=True):
+            out.append(
+                {
+                    "id": record.pop("id"),
+                    "score": round(float(score), 4),
+                    **record,
+                    "labels": [t["label"] for t in tags.get(label, [])],
+                }
+            )
+        return out
 
-    def search_image(
-        self,
-        image: bytes | str | Path,
-        k: int = 10,
-        mode: str = "simple",
-        region: str = "auto",
-        all_items: bool = False,
-    ) -> SearchAnswer:
-        """Answer one photo (bytes or a path)."""
-        if mode not in MODES:
-            raise FirsError(f"unknown mode {mode!r}; available: {', '.join(MODES)}")
-        if k < 1:
-            raise FirsError(f"top-k must be at least 1, got {k}")
-        if mode == "fine" and "fine" not in self.views:
-            raise FirsError(f"{self.index_dir} has no fine view; rebuild it with this FIRS")
+    def _vector(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
+        """Whitened vector and ImageNet probabilities of one picture in one view."""
+        features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
+        return self.views[view].whitening.apply(features), probabilities
+
+    def search(self, query: Query) -> SearchAnswer:
+        """Answer a photo, words, or a product id (more like this), with optional filters."""
+        query.check(self)
         clock = _Clock()
+        extra: dict[str, Any] = {}
+        allowed = self.store.where(query.where) if query.where else None
+        if query.where:
+            clock.lap("filter")
+            extra["filtered"] = len(allowed)
+        if query.text:
+            ids, bm25 = self.store.text_matches(query.text)
+            clock.lap("text")
+            if query.image is None and query.like is None:
+                keep = np.isin(ids, allowed) if allowed is not None else np.ones(len(ids), bool)
+                ids, bm25 = ids[keep][: query.k], bm25[keep][: query.k]
+                extra["text_matches"] = int(keep.sum())
+                return SearchAnswer(self.products(ids.tolist(), bm25.tolist()), clock.done(), "text", extra)
+            if len(ids):
+                allowed = ids if allowed is None else np.intersect1d(allowed, ids)
+                extra["text_matches"] = len(ids)
+            else:
+                extra["notice"] = f"no product matches the words {query.text!r}; they were not used"
+        if query.like is not None:
+            return self._more_like(query, allowed, clock, extra)
+        return self._search_photo(query, allowed, clock, extra)
+
+    def _more_like(
+        self, query: Query, allowed: np.ndarray | None, clock: _Clock, extra: dict[str, Any]
+    ) -> SearchAnswer:
+        label = self.store.label_of(str(query.like))
+        if label is None:
+            raise QueryError(f"product {query.like!r} is not in this index (or has no usable image)")
+        view = "fine" if "fine" in self.views else "simple"
+        vector = self.views[view].ann.index.reconstruct(int(label))
+        if allowed is None:
+            labels, scores = self.views[view].ann.query(vector, query.k + 1)
+        else:
+            labels, scores = self.views[view].ann.query(vector, query.k, allowed[allowed != label])
+        pairs = [(int(a), float(b)) for a, b in zip(labels[0], scores[0], strict=True) if a != label][: query.k]
+        clock.lap("search")
+        results = self.products([a for a, _ in pairs], [b for _, b in pairs])
+        return SearchAnswer(results, clock.done(), "like", {"like": query.like, **extra})
+
+    def _search_photo(
+        self, query: Query, allowed: np.ndarray | None, clock: _Clock, extra: dict[str, Any]
+    ) -> SearchAnswer:
+        image = query.image
+        assert image is not None
         data = image if isinstance(image, bytes) else read_bytes(image)
         picture = decode_image(data, "query" if isinstance(image, bytes) else str(image))
         clock.lap("decode")
-        if mode == "simple":
-            results, embed_ms, search_ms = self._search_view(picture, "simple", k)
-            clock.stages.update(embed=round(embed_ms, 2), search=round(search_ms, 2))
-            return SearchAnswer(results=results, timings_ms=clock.done(), mode=mode)
-        located = self.localiser.locate(picture, region=region, all_items=all_items)
+        if query.mode == "simple":
+            vector, _ = self._vector(picture, "simple")
+            clock.lap("embed")
+            results = self.neighbours(vector, query.k, "simple", allowed)
+            clock.lap("search")
+            return SearchAnswer(results, clock.done(), query.mode, extra)
+        located = self.localiser.locate(picture, region=query.region, all_items=query.all_items)
         clock.stages.update(detect=located.detect_ms, segment=located.segment_ms)
-        items, embed_total, search_total = [], 0.0, 0.0
+        clock.last = time.perf_counter()
+        items = []
         for item in located.items:
-            results, embed_ms, search_ms = self._search_view(item.view, "fine", k)
-            embed_total, search_total = embed_total + embed_ms, search_total + search_ms
-            items.append({"region": item.region.as_dict(), "results": results})
-        clock.stages.update(embed=round(embed_total, 2), search=round(search_total, 2))
-        extra: dict[str, Any] = {"regions": [items[0]["region"]]}
+            vector, probabilities = self._vector(item.view, "fine")
+            clock.add("embed")
+            restrict, entry = allowed, {"region": item.region.as_dict()}
+            if query.mode == "tag":
+                region = None if located.fallback else item.region.name
+                labels = query_tags(probabilities, item.view, region)
+                restrict, rule = tag_candidates(self.postings, labels, query.k, allowed)
+                entry.update(
+                    labels=[t.as_dict() for t in labels],
+                    candidates=len(self) if restrict is None else len(restrict),
+                    candidate_rule=rule,
+                )
+                clock.add("tag")
+            entry["results"] = self.neighbours(vector, query.k, "fine", restrict)
+            clock.add("search")
+            items.append(entry)
+        first = items[0]
+        extra.update({key: first[key] for key in ("labels", "candidates", "candidate_rule") if key in first})
+        extra["regions"] = [first["region"]]
         if located.fallback:
             extra["fallback"] = located.fallback
-        if all_items:
+        if query.all_items:
             extra["items"] = items
-        return SearchAnswer(results=items[0]["results"], timings_ms=clock.done(), mode=mode, extra=extra)
+        return SearchAnswer(first["results"], clock.done(), query.mode, extra)
+
+    def __len__(self) -> int:
+        return len(self.views["simple"].ann)

@@ -68,6 +68,14 @@ def salient_box(rgb: np.ndarray, min_share: float = 0.02, max_share: float = 0.9
     return x, y, x + w, y + h
 
 
+def item_mask(rgb: np.ndarray) -> np.ndarray:
+    """The pixels of the item: those standing out from a flat backdrop, or all of them."""
+    lab, background, spread = _backdrop(rgb)
+    if spread >= FLAT_BORDER:
+        return np.ones(rgb.shape[:2], bool)
+    return _foreground(lab, background)
+
+
 def tight_crop(image: Image.Image, margin: float = 0.04) -> Image.Image:
     """A product shot cropped to its item when the backdrop is flat; otherwise unchanged."""
     lab, background, spread = _backdrop(np.asarray(image))

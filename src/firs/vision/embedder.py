@@ -119,12 +119,18 @@ class Embedder:
         raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
 
     @torch.inference_mode()
-    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """Prepared NCHW arrays -> (N, 1280) float32, L2-normalised."""
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared NCHW arrays -> L2-normalised (N, 1280) features and the ImageNet head's
+        (N, 1000) class probabilities, from one pass of the network."""
         fmap = self.net.extract_features(torch.from_numpy(batch))
         features = self._pool(fmap).numpy().astype(np.float32)
+        probabilities = torch.softmax(self.net._fc(fmap.mean(dim=(2, 3))), dim=1).numpy()
         norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return features / np.maximum(norms, 1e-12)
+        return features / np.maximum(norms, 1e-12), probabilities
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Prepared NCHW arrays -> (N, 1280) float32, L2-normalised."""
+        return self.forward(batch)[0]
 
     def prepare(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
         """`resize` overrides the spec's policy (a view may prepare its pictures differently)."""
@@ -133,3 +139,8 @@ class Embedder:
     def embed(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
         """One image -> (1280,) vector."""
         return self.embed_arrays(self.prepare(image, resize)[None])[0]
+
+    def embed_and_classify(self, image: Image.Image, resize: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One image -> (1280,) vector and (1000,) ImageNet probabilities."""
+        features, probabilities = self.forward(self.prepare(image, resize)[None])
+        return features[0], probabilities[0]

@@ -122,8 +122,10 @@ def garment_mask(rgb: np.ndarray, pose: Pose, region: Region, grabcut: bool = Fa
     return _largest_parts(mask)
 
 
-GRABCUT_SIDE = 128  # GrabCut works on the region's box scaled to at most this long side
-GRABCUT_ITERATIONS = 2
+# GrabCut works on the region's box scaled to at most this long side. 96 px and one
+# iteration: mean IoU 0.813 in 10 ms, vs 0.826 in 17 ms at 128 px and two (garment_mask_iou.py).
+GRABCUT_SIDE = 96
+GRABCUT_ITERATIONS = 1
 
 
 def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:

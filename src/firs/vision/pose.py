@@ -18,6 +18,7 @@ LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST 
 LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 23, 24, 25, 26, 27, 28
 LEFT_HEEL, RIGHT_HEEL, LEFT_FOOT, RIGHT_FOOT = 29, 30, 31, 32
 FACE = tuple(range(0, 11))
+MODEL_COMPLEXITY = 1  # BlazePose "full": the only pose model in the wheel (lite and heavy download)
 
 
 @dataclass
@@ -56,7 +57,10 @@ class PoseEstimator:
             import mediapipe as mp
 
             self._pose = mp.solutions.pose.Pose(
-                static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+                static_image_mode=True,
+                model_complexity=MODEL_COMPLEXITY,
+                enable_segmentation=True,
+                min_detection_confidence=0.5,
             )
             # The first run logs its delegate and projection warnings; take them here.
             self._pose.process(np.full((64, 64, 3), 255, np.uint8))

@@ -1,0 +1,50 @@
+"""Tag mode: the query garment's labels, and the candidate products they select.
+
+The labels act as words and the catalogue's labels as documents: the postings of the
+query's top-2 garment types give the candidates (as eBay and Alibaba search within the
+top predicted categories); the vectors then rank only those. When that set cannot fill
+the k results asked for, the rule widens to the garment's body region, then to every
+product, and the answer says which rule it used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..index.postings import Postings
+from ..tagging.tagger import Tag, classifier_tags, colour_tags, region_tag
+from ..tagging.vocabulary import region_of
+
+TOP_TYPES = 2
+
+
+def query_tags(probabilities: np.ndarray, view: Image.Image, region: str | None) -> list[Tag]:
+    """A query garment's labels: the head's top types, the localiser's region, the colour."""
+    tags = classifier_tags(probabilities, top=TOP_TYPES)
+    if region:
+        tags.append(region_tag(region))
+    return tags + colour_tags(view)
+
+
+def tag_candidates(
+    postings: Postings, tags: list[Tag], k: int, allowed: np.ndarray | None
+) -> tuple[np.ndarray | None, str]:
+    """(candidate ANN labels, the rule that chose them); None means every product (or every
+    product the filters allow)."""
+    types = [t.label for t in tags if t.label.startswith("type:")][:TOP_TYPES]
+    regions = [t.label for t in tags if t.label.startswith("region:")]
+    if not regions and types and region_of(types[0]):
+        regions = [f"region:{region_of(types[0])}"]
+    rules = []
+    if types:
+        rules.append((" or ".join(types), types))
+    if regions:
+        rules.append((regions[0], regions[:1]))
+    for name, labels in rules:
+        candidates = postings.union(labels)
+        if allowed is not None:
+            candidates = np.intersect1d(candidates, allowed, assume_unique=True)
+        if len(candidates) >= k:
+            return candidates, name
+    return allowed, "all products (too few tagged candidates)"

@@ -1,0 +1,1 @@
+"""Labels for products and queries: one fashion vocabulary, several sources."""
