@@ -11,4 +11,4 @@ SECONDS=0
 $firs build "$data/viton-dev/products" "$data/distractors" --out "$out" --quiet
 echo "build wall time: ${SECONDS} s"
 echo "index size on disk: $(du -sh "$out" | cut -f1) ($(du -shc "$out"/views/*/features | tail -1 | cut -f1) of it feature shards)"
-$firs eval --index "$out" --queries "$data/viton-dev/queries.tsv" --mode simple --mode fine --json --quiet
+$firs eval --index "$out" --queries "$data/viton-dev/queries.tsv" --mode simple --mode fine --mode tag --json --quiet

@@ -40,6 +40,16 @@ def test_column_mapping(tmp_path: Path) -> None:
     assert "filename" not in product.metadata
 
 
+def test_image_path_from_a_template(tmp_path: Path) -> None:
+    path = tmp_path / "styles.csv"
+    path.write_text("id,articleType,baseColour,productDisplayName\n27152,Shirts,Blue,Mark Taylor Men Blue Shirt\n")
+    (product,), _ = _read(path, parse_column_map("image=images/{id}.jpg,title=productDisplayName"))
+    assert product.image == str(tmp_path / "images" / "27152.jpg")
+    assert product.title == "Mark Taylor Men Blue Shirt" and product.categories == ["Shirts"]
+    with pytest.raises(CatalogError, match="no column sku"):
+        _read(path, parse_column_map("image=images/{sku}.jpg"))
+
+
 def test_missing_required_column_is_fatal(tmp_path: Path) -> None:
     path = tmp_path / "cat.csv"
     path.write_text("id,picture\np1,a.jpg\n")

@@ -30,7 +30,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="source format (auto: folder, *.csv, else Amazon JSON/dict lines)",
     )
     p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
-    p.add_argument("--columns", metavar="FIELD=COLUMN,...", help="CSV column names, e.g. image=filename,title=name")
+    p.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="CSV column names, e.g. image=filename,title=name; image=images/{id}.jpg builds the path from columns",
+    )
     p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per download attempt")

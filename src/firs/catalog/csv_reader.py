@@ -1,8 +1,12 @@
-"""CSV catalogues: a header row; columns `id` and `image` required, the rest metadata."""
+"""CSV catalogues: a header row; columns `id` and `image` required, the rest metadata.
+
+`--columns image=images/{id}.jpg` makes the image path from other columns when the file
+has no image column (a template: any text with {column} fields)."""
 
 from __future__ import annotations
 
 import csv
+import string
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -46,6 +50,20 @@ def read_csv(path: Path, problems: ProblemLog, columns: Mapping[str, str] | None
         if not header:
             raise CatalogError(f"{path}: empty file, expected a header row with columns id,image")
         field_to_column = {name: name for name in header}
+        template = columns.pop("image") if "{" in columns.get("image", "") else None
+        if template is not None:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+            unknown = [name for name in fields if name not in header]
+            if unknown or not fields:
+                raise CatalogError(
+                    f"{path}: --columns image={template}: "
+                    + (
+                        f"no column {', '.join(unknown)} in the header ({', '.join(header)})"
+                        if unknown
+                        else "no {column}"
+                    )
+                )
+            field_to_column["image"] = ""
         for field, column in columns.items():
             if column not in header:
                 raise CatalogError(
@@ -75,7 +93,7 @@ def read_csv(path: Path, problems: ProblemLog, columns: Mapping[str, str] | None
                 problems.report(str(path), line, f"too few fields, header has {len(header)}")
                 continue
             product_id = clean_text(row[field_to_column["id"]])
-            image = row[field_to_column["image"]].strip()
+            image = template.format(**row).strip() if template else row[field_to_column["image"]].strip()
             if not product_id:
                 problems.report(str(path), line, f"empty field 'id' (column {field_to_column['id']!r})")
                 continue
