@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: setup demo test lint bench-setup clean
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test lint browser serve bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +23,19 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/firs demo
 
+serve: setup  # the web page on the demo catalogue (run `make demo` first)
+	$(BIN)/firs serve --index demo/index
+
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-test: lint
+# The web page's tests drive Debian's Chromium (no browser download by Playwright).
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
@@ -34,4 +45,4 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 bench-setup: $(BENCH_STAMP)
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) demo test-artifacts .pytest_cache .ruff_cache src/*.egg-info

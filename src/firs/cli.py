@@ -1,4 +1,4 @@
-"""The `firs` command: build, search, eval, demo."""
+"""The `firs` command: build, search, eval, serve, demo."""
 
 from __future__ import annotations
 
@@ -95,6 +95,18 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="the HTTP API and the web page",
+        description="Serve an index over HTTP: the web page at /, the JSON API under /api, its docs at /docs.",
+    )
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="searches run at once (each gets cores/N torch threads)")
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
@@ -118,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_search(sub)
     _add_eval(sub)
+    _add_serve(sub)
     _add_demo(sub)
     return root
 
@@ -223,6 +236,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    from .service.app import serve
+
+    if args.workers < 1:
+        raise FirsError(f"--workers must be at least 1, got {args.workers}")
+    serve(args.index, args.host, args.port, args.workers)
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo.run import run_demo
 
@@ -230,7 +252,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": _run_build, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
+COMMANDS = {
+    "build": _run_build,
+    "search": _run_search,
+    "eval": _run_eval,
+    "serve": _run_serve,
+    "demo": _run_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

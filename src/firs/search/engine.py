@@ -205,7 +205,7 @@ class SearchEngine:
             )
         return out
 
-    def _vector(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
+    def vector_of(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
         """Whitened vector and ImageNet probabilities of one picture in one view."""
         features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
         return self.views[view].whitening.apply(features), probabilities
@@ -262,7 +262,7 @@ class SearchEngine:
         picture = decode_image(data, "query" if isinstance(image, bytes) else str(image))
         clock.lap("decode")
         if query.mode == "simple":
-            vector, _ = self._vector(picture, "simple")
+            vector, _ = self.vector_of(picture, "simple")
             clock.lap("embed")
             results = self.neighbours(vector, query.k, "simple", allowed)
             clock.lap("search")
@@ -272,7 +272,7 @@ class SearchEngine:
         clock.last = time.perf_counter()
         items = []
         for item in located.items:
-            vector, probabilities = self._vector(item.view, "fine")
+            vector, probabilities = self.vector_of(item.view, "fine")
             clock.add("embed")
             restrict, entry = allowed, {"region": item.region.as_dict()}
             if query.mode == "tag":
@@ -299,3 +299,10 @@ class SearchEngine:
 
     def __len__(self) -> int:
         return len(self.views["simple"].ann)
+
+    def warm_up(self) -> None:
+        """Load every model and pay first-call costs now, so that the first query is not slow."""
+        blank = Image.new("RGB", (256, 256), (255, 255, 255))
+        self.vector_of(blank, "simple")
+        if "fine" in self.views:
+            self.localiser.locate(blank, strict=False)

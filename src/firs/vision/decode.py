@@ -70,6 +70,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The image type the bytes themselves declare (not a file name or a client's word), or None."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((media for magic, media in _SIGNATURES if data.startswith(magic)), None)
+
+
 def decode_image(data: bytes, name: str = "image") -> Image.Image:
     """Decode bytes into an upright 8-bit RGB image, or raise ImageError naming the problem."""
     if not data:

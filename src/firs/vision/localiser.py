@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..errors import FirsError
+from ..errors import QueryError
 from .crops import masked_on_white, salient_box
 from .garment_mask import garment_mask
 from .pose import LEFT_SHOULDER, RIGHT_SHOULDER, Pose, PoseEstimator
@@ -86,7 +86,7 @@ class GarmentLocaliser:
         automatic choice.
         """
         if region not in REGION_CHOICES:
-            raise FirsError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
+            raise QueryError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
         start = time.perf_counter()
         original_size = image.size
         scale = min(1.0, WORK_SIDE / max(image.size))
@@ -107,7 +107,7 @@ class GarmentLocaliser:
                 chosen = [next(by_name[name] for name in AUTO_ORDER if name in by_name)]
             else:
                 found = ", ".join(by_name)
-                raise FirsError(f"region {region!r} not found in the photo (found: {found})")
+                raise QueryError(f"region {region!r} not found in the photo (found: {found})")
             for item in chosen:
                 mask = garment_mask(rgb, pose, item, grabcut=self.grabcut)
                 if mask.sum() < 50:  # the colour classes ate everything: use the body region

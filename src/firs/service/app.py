@@ -1,0 +1,279 @@
+"""`firs serve`: the JSON API and the web page, on FastAPI + uvicorn.
+
+Every search runs in the bounded worker pool (service/pool.py), never on the event loop;
+answers to a repeated photo come from the cache (service/cache.py). Errors are JSON
+{"error", "detail"} with the status that names the problem: 413 too large, 415 not an
+image, 422 a bad parameter, 404 an unknown product, 503 busy (with Retry-After).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import FirsError, ImageError, QueryError
+from ..search import engine as search
+from ..search.filters import parse_where
+from ..vision.decode import sniff_media_type
+from .cache import AnswerCache, cache_key
+from .pool import BoundedPool, Busy
+
+STATIC = Path(__file__).parent / "static"
+THUMBNAIL_SIDES = (128, 256, 512)
+
+
+@dataclass
+class ServiceOptions:
+    workers: int = 1
+    queue: int = 8  # requests that may wait for a worker before 503
+    cache_size: int = 256
+    max_upload_bytes: int = 10 * 1024 * 1024
+    retry_after_s: int = 1
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+class TextSearch(BaseModel):
+    text: str = Field(min_length=1, max_length=500)
+    top_k: int = Field(default=10, ge=1, le=search.MAX_K)
+    where: list[str] = Field(default_factory=list)
+
+
+def _error(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class _Thumbnails:
+    """Product images scaled down once, kept in memory (least recently used dropped)."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, side: int) -> bytes:
+        key = (path, side)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((side, side))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=85)
+        data = buffer.getvalue()
+        with self._lock:
+            self._entries[key] = data
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return data
+
+
+def create_app(engine: search.SearchEngine, options: ServiceOptions | None = None) -> FastAPI:
+    options = options or ServiceOptions()
+    pool = BoundedPool(options.workers, options.queue)
+    cache = AnswerCache(options.cache_size)
+    thumbnails = _Thumbnails()
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        engine.warm_up()  # models loaded and first-call costs paid before the first client
+        yield
+        pool.shutdown()
+
+    app = FastAPI(
+        title="FIRS",
+        version=__version__,
+        description="Street-to-shop fashion search: upload a photo, get the matching products.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"where": "request", "problem": "invalid"}
+        return _error(422, f"bad parameter {first['where']}: {first['problem']}", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), None, dict(exc.headers or {}))
+
+    @app.middleware("http")
+    async def _limit_upload(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if request.method == "POST" and length and length.isdigit() and int(length) > options.max_upload_bytes + 65536:
+            return _error(413, f"upload of {length} bytes is over the {options.max_upload_bytes}-byte limit")
+        return await call_next(request)
+
+    async def run(fn: Any) -> Any:
+        try:
+            return await pool.run(fn)
+        except Busy:
+            raise ApiError(
+                503,
+                "busy: every search worker is taken and the queue is full; try again shortly",
+                {"workers": pool.workers, "capacity": pool.capacity},
+                {"Retry-After": str(options.retry_after_s)},
+            ) from None
+        except ImageError as exc:
+            raise ApiError(422, str(exc)) from None
+        except QueryError as exc:
+            raise ApiError(422, str(exc)) from None
+        except FirsError as exc:
+            raise ApiError(500, str(exc)) from None
+
+    def conditions(where: list[str]) -> list[Any]:
+        try:
+            return [parse_where(text) for text in where]
+        except QueryError as exc:
+            raise ApiError(422, str(exc)) from None
+
+    @app.post("/api/search", summary="Search with a photo (multipart field `image`)")
+    async def search_photo(
+        image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP, GIF, BMP or TIFF")],
+        mode: Annotated[str, Query(pattern="^(simple|fine|tag)$")] = "simple",
+        top_k: Annotated[int, Query(ge=1, le=search.MAX_K)] = 10,
+        region: Annotated[str, Query(pattern="^(auto|upper|lower|full|feet)$")] = "auto",
+        all_items: bool = False,
+        text: Annotated[str | None, Query(max_length=500)] = None,
+        where: Annotated[list[str] | None, Query()] = None,
+    ) -> JSONResponse:
+        data = await image.read(options.max_upload_bytes + 1)
+        if len(data) > options.max_upload_bytes:
+            raise ApiError(413, f"upload is over the {options.max_upload_bytes}-byte limit")
+        if not data:
+            raise ApiError(422, "the field 'image' is empty")
+        media = sniff_media_type(data)
+        if media is None:
+            raise ApiError(
+                415,
+                f"{image.filename or 'upload'} is not an image FIRS can read (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+                {"declared_type": image.content_type, "first_bytes": data[:8].hex()},
+            )
+        params = {"mode": mode, "top_k": top_k, "region": region, "all_items": all_items, "text": text}
+        params["where"] = sorted(where or [])
+        key = cache_key(data, params)
+        cached = cache.get(key)
+        if cached is not None:
+            return JSONResponse({**cached, "cached": True})
+        query = search.Query(
+            image=data,
+            text=text,
+            mode=mode,
+            k=top_k,
+            region=region,
+            all_items=all_items,
+            where=conditions(where or []),
+        )
+        answer = (await run(lambda: engine.search(query))).as_dict()
+        answer["image_type"] = media
+        cache.put(key, answer)
+        return JSONResponse({**answer, "cached": False})
+
+    @app.post("/api/search/text", summary="Search by words")
+    async def search_text(body: TextSearch) -> JSONResponse:
+        query = search.Query(text=body.text, k=body.top_k, where=conditions(body.where))
+        return JSONResponse((await run(lambda: engine.search(query))).as_dict())
+
+    def product_or_404(product_id: str) -> dict[str, Any]:
+        record = engine.store.get(product_id)
+        if record is None:
+            raise ApiError(404, f"no product {product_id!r} in this index")
+        return record
+
+    @app.get("/api/products/{product_id}", summary="A product's metadata and labels")
+    async def product(product_id: str) -> JSONResponse:
+        record = product_or_404(product_id)
+        label = engine.store.label_of(product_id)
+        tags = engine.store.tags_of([label]).get(label, []) if label is not None else []
+        return JSONResponse({**record, "labels": tags})
+
+    @app.get("/api/products/{product_id}/image", summary="A product's image (size: longest side of a thumbnail)")
+    async def product_image(
+        product_id: str, size: Annotated[int | None, Query(description="128, 256 or 512")] = None
+    ) -> Response:
+        record = product_or_404(product_id)
+        path = record.get("image") or ""
+        if path.startswith(("http://", "https://")) or not Path(path).is_file():
+            raise ApiError(404, f"product {product_id!r}: its image is not stored locally", {"image": path})
+        headers = {"Cache-Control": "public, max-age=86400"}
+        if size is None:
+            return FileResponse(path, headers=headers, media_type=sniff_media_type(Path(path).read_bytes()[:16]))
+        if size not in THUMBNAIL_SIDES:
+            raise ApiError(422, f"bad parameter size: {size} (use {', '.join(map(str, THUMBNAIL_SIDES))})")
+        data = await run(lambda: thumbnails.get(path, size))
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    @app.get("/api/products/{product_id}/similar", summary="More like this product")
+    async def similar(
+        product_id: str,
+        top_k: Annotated[int, Query(ge=1, le=search.MAX_K)] = 10,
+        where: Annotated[list[str] | None, Query()] = None,
+    ) -> JSONResponse:
+        product_or_404(product_id)
+        query = search.Query(like=product_id, k=top_k, where=conditions(where or []))
+        return JSONResponse((await run(lambda: engine.search(query))).as_dict())
+
+    @app.get("/api/health", summary="Liveness")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "products": len(engine)}
+
+    @app.get("/api/stats", summary="Catalogue size, index manifest, uptime, cache and pool")
+    async def stats() -> dict[str, Any]:
+        manifest = {key: value for key, value in engine.manifest.items() if key != "files"}
+        return {
+            "catalogue": {"indexed": len(engine), "products": engine.store.count()},
+            "index": {"path": str(engine.index_dir), "manifest": manifest},
+            "uptime_s": round(time.time() - started, 1),
+            "cache": cache.stats(),
+            "pool": {"workers": pool.workers, "capacity": pool.capacity, "in_flight": pool.in_flight},
+            "refused_busy": pool.refused,
+            "filters": sorted(engine.store.fields()),
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def serve(index_dir: Path, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from ..runtime import default_threads
+
+    threads = max(1, default_threads() // workers)
+    engine = search.SearchEngine(index_dir, threads=threads)
+    app = create_app(engine, ServiceOptions(workers=workers))
+    print(f"FIRS serving {index_dir} ({len(engine)} products) on http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,44 @@
+"""A bounded worker pool: model inference off the event loop, with back-pressure.
+
+At most `workers` searches run at once and at most `queue` more wait; a request beyond
+that is refused at once (the API answers 503 with Retry-After) instead of joining an
+unbounded queue whose wait would exceed any client's patience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Busy(Exception):
+    """Every worker is busy and the waiting line is full."""
+
+
+class BoundedPool:
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers, self.capacity = workers, workers + queue
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="firs-search")
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.refused = 0
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if self.in_flight >= self.capacity:
+                self.refused += 1
+                raise Busy
+            self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,161 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, against `firs serve`'s
+app on localhost with a generated catalogue. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import skimage.data
+import uvicorn
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from firs.search.engine import SearchEngine
+from firs.service.app import create_app
+from firs.vision.embedder import Embedder
+
+CHROMIUM = os.environ.get("FIRS_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("FIRS_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(garment_index: Path, embedder: Embedder) -> Iterator[str]:
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(SearchEngine(garment_index, embedder)), host="127.0.0.1", port=port, log_level="warning"
+    )
+    app_server = uvicorn.Server(config)
+    thread = threading.Thread(target=app_server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not app_server.started:
+        assert time.time() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    app_server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: `apt-get install chromium` (make test does it)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.goto(server)
+    yield opened
+    context.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _answered(page: Page, action) -> None:  # type: ignore[no-untyped-def]
+    """Do `action` and wait until the page has shown the API's answer to it."""
+    with page.expect_response(lambda response: "/api/" in response.url and "/image" not in response.url):
+        action()
+    expect(page.locator("body")).not_to_have_class("busy")
+
+
+@pytest.fixture(scope="module")
+def person_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(path, quality=90)
+    return path
+
+
+def test_upload_shows_regions_and_results(page: Page, person_photo: Path) -> None:
+    expect(page.locator("#catalogue")).to_have_text("24 products")
+    page.set_input_files("#file", str(person_photo))
+    cards = page.locator("#results .card")
+    expect(cards).to_have_count(24)
+    expect(page.locator("#status")).to_contain_text("for the upper garment")
+    region = page.locator("#regions g").first
+    expect(region).to_have_attribute("data-label", "upper")
+    first_card = cards.first
+    expect(first_card.locator(".title")).not_to_be_empty()
+    expect(first_card.locator(".score")).to_contain_text("score ")
+    first_card.locator("img").evaluate("img => img.decode()")  # the thumbnail loads
+    assert first_card.locator("img").evaluate("img => img.naturalWidth") > 0
+    _shot(page, "upload-fine")
+
+    page.locator("#regions rect").first.click()  # click the garment: its matches
+    expect(page.locator("#regions g.active")).to_have_count(1)
+    expect(page.locator("#status")).to_contain_text("for the upper garment")
+
+    _answered(page, lambda: page.check('input[name="mode"][value="simple"]'))  # the whole photo: no regions
+    expect(page.locator("#status")).not_to_contain_text("garment")
+    expect(page.locator("#regions g")).to_have_count(0)
+    expect(cards).to_have_count(24)
+
+
+def test_filter_and_words_refine(page: Page, person_photo: Path) -> None:
+    page.set_input_files("#file", str(person_photo))
+    expect(page.locator("#results .card")).to_have_count(24)
+    page.fill("#price-max", "20")
+    _answered(page, lambda: page.click("#apply"))
+    prices = page.locator("#results .price")
+    values = [float(text) for text in prices.all_inner_texts()]
+    assert values and max(values) <= 20 and len(values) < 24
+    page.fill("#price-max", "")
+    page.fill("#text", "skirt")
+    _answered(page, lambda: page.click("#apply"))
+    titles = page.locator("#results .title")
+    expect(titles.first).to_contain_text("skirt")
+    assert all("skirt" in t.lower() for t in titles.all_inner_texts())
+    _shot(page, "filtered")
+
+
+def test_words_alone_and_more_like_this(page: Page) -> None:
+    page.fill("#text", "striped dress")
+    _answered(page, lambda: page.click("#apply"))
+    first = page.locator("#results .card").first
+    expect(first.locator(".title")).to_contain_text("dress")
+    _answered(page, lambda: first.locator(".similar").click())
+    expect(page.locator("#status")).to_contain_text("products like")
+
+
+def test_not_an_image_is_reported(page: Page, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("shopping list: socks, a red scarf")
+    page.set_input_files("#file", str(fake))
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("not an image")
+    _shot(page, "error-not-an-image")
+
+
+def test_phone_sized_screen(browser: Browser, server: str, person_photo: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.goto(server)
+    expect(phone.locator(".camera")).to_be_visible()  # "take a photo" on a touch screen
+    phone.set_input_files("#file", str(person_photo))
+    expect(phone.locator("#results .card")).to_have_count(24)
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width}px wide on a 390px phone"
+    columns = phone.locator("#results").evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
+    assert columns == 2
+    _shot(phone, "phone")
+    context.close()
