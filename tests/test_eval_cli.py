@@ -5,7 +5,7 @@ import pytest
 
 from firs.cli import main, parser
 
-from .test_build_search import _ids, transformed_copy
+from .helpers import catalog_ids, transformed_copy
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,7 +21,7 @@ def test_eval_json(
 ) -> None:
     (tmp_path / "q").mkdir()
     lines = ["query\tproduct_id"]
-    for product_id in _ids(garment_catalog)[:6]:
+    for product_id in catalog_ids(garment_catalog)[:6]:
         transformed_copy(garment_catalog.parent / "img" / f"{product_id}.png", tmp_path / "q" / f"{product_id}.jpg")
         lines.append(f"q/{product_id}.jpg\t{product_id}")
     queries = tmp_path / "queries.tsv"

@@ -219,6 +219,8 @@ class SearchEngine:
         if query.where:
             clock.lap("filter")
             extra["filtered"] = len(allowed)
+            if not len(allowed):
+                extra["notice"] = "no product passes the filters " + ", ".join(map(str, query.where))
         if query.text:
             ids, bm25 = self.store.text_matches(query.text)
             clock.lap("text")

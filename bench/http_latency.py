@@ -1,0 +1,106 @@
+"""End-to-end HTTP latency of `firs serve`: p50/p95 per mode at 1 and 8 concurrent clients,
+and the cache-hit latency. Starts the server itself (a subprocess on a free port).
+    python bench/http_latency.py --index bench/out/dev-index --queries ../shared/data/viton-dev/queries.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from firs.eval.queries import read_queries
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post_photo(port: int, data: bytes, params: str) -> tuple[float, int, dict]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    start = time.perf_counter()
+    connection.request(
+        "POST", f"/api/search?{params}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    elapsed = (time.perf_counter() - start) * 1000
+    connection.close()
+    return elapsed, response.status, answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=120, help="requests per mode and concurrency")
+    parser.add_argument("--workers", type=int, default=1, help="firs serve --workers")
+    args = parser.parse_args()
+    photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
+    port = free_port()
+    firs = Path(sys.executable).parent / "firs"
+    server = subprocess.Popen(
+        [str(firs), "serve", "--index", str(args.index), "--port", str(port), "--workers", str(args.workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/api/health")
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "firs serve did not start"
+                time.sleep(0.5)
+        print(f"firs serve --workers {args.workers}; {args.n} requests per row; photos are distinct (no cache hits)")
+        offset = 0
+        for mode in ("simple", "fine"):
+            for clients in (1, 8):
+                batch = photos[offset : offset + args.n]
+                offset = (offset + args.n) % len(photos)
+                with ThreadPoolExecutor(clients) as pool:
+                    start = time.perf_counter()
+                    outcomes = list(pool.map(lambda d, m=mode: post_photo(port, d, f"mode={m}&top_k=10"), batch))
+                    wall = time.perf_counter() - start
+                times = [t for t, status, _ in outcomes if status == 200]
+                busy = sum(status == 503 for _, status, _ in outcomes)
+                server_total = np.median([a["timings_ms"]["total"] for _, s, a in outcomes if s == 200])
+                p50, p95 = np.median(times), np.percentile(times, 95)
+                print(
+                    f"{mode:6s} clients {clients}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (server total p50"
+                    f" {server_total:.1f} ms)  {len(times) / wall:5.1f} answers/s  503s {busy}"
+                )
+        data = photos[0]
+        post_photo(port, data, "mode=fine&top_k=10")
+        hits = [post_photo(port, data, "mode=fine&top_k=10") for _ in range(50)]
+        assert all(answer["cached"] for _, _, answer in hits)
+        hit_times = [t for t, _, _ in hits]
+        print(f"cache hit (fine): p50 {np.median(hit_times):.1f} ms  p95 {np.percentile(hit_times, 95):.1f} ms")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
