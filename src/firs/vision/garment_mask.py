@@ -43,8 +43,17 @@ class _Gaussian:
         self.log_det = float(np.log(det))
 
     def cost(self, pixels: np.ndarray) -> np.ndarray:
-        diff = pixels - self.mean
-        return np.einsum("ij,jk,ik->i", diff, self.inverse, diff) + self.log_det
+        """Mahalanobis distance plus log-determinant, written out for the symmetric 3x3 case
+        (several times faster than einsum or a matmul over millions of 3-vectors)."""
+        d0, d1, d2 = (pixels - self.mean).T
+        m = self.inverse
+        return (
+            m[0, 0] * d0 * d0
+            + m[1, 1] * d1 * d1
+            + m[2, 2] * d2 * d2
+            + 2 * (m[0, 1] * d0 * d1 + m[0, 2] * d0 * d2 + m[1, 2] * d1 * d2)
+            + self.log_det
+        )
 
 
 def _face_mask(pose: Pose, shape: tuple[int, int]) -> np.ndarray:
@@ -146,7 +155,8 @@ def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarr
     labels[allowed_s] = cv2.GC_PR_BGD
     labels[seed_s] = cv2.GC_PR_FGD
     labels[cv2.erode(seed_s.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)] = cv2.GC_FGD
-    picture = cv2.resize(cv2.cvtColor(rgb[box], cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_AREA)
+    # Channel order means nothing to GrabCut's colour models: RGB goes in as it is.
+    picture = cv2.resize(np.ascontiguousarray(rgb[box]), size, interpolation=cv2.INTER_AREA)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         cv2.grabCut(picture, labels, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
