@@ -32,9 +32,8 @@ def main() -> None:
     tune_allocator()
     engine = SearchEngine(args.index)
     view = engine.views["simple"]
-    vectors = np.stack(
-        [view.whitening.apply(engine.embedder.embed(load_image(q.path))) for q in read_queries(args.queries)[: args.n]]
-    )
+    queries = read_queries(args.queries)[: args.n]
+    vectors = np.concatenate([view.whitening.apply(engine.embedder.embed(load_image(q.path))[None]) for q in queries])
     everything = view.ann.index.reconstruct_n(0, len(view.ann))
     rng = np.random.default_rng(0)
     sets: list[tuple[str, np.ndarray | None]] = []

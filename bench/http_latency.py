@@ -74,6 +74,8 @@ def main() -> None:
                 assert time.time() < deadline and server.poll() is None, "firs serve did not start"
                 time.sleep(0.5)
         print(f"firs serve --workers {args.workers}; {args.n} requests per row; photos are distinct (no cache hits)")
+        first = [post_photo(port, photos[-1 - i], f"mode={m}&top_k=10")[0] for i, m in enumerate(("fine", "simple"))]
+        print(f"first requests after start: fine {first[0]:.1f} ms, simple {first[1]:.1f} ms")
         offset = 0
         for mode in ("simple", "fine"):
             for clients in (1, 8):

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--head", action="store_true", help="query types from the ImageNet head, not the neighbours")
     args = parser.parse_args()
     tune_allocator()
     engine = SearchEngine(args.index)
@@ -47,7 +48,8 @@ def main() -> None:
         located = engine.localiser.locate(load_image(query.path))
         item = located.items[0]
         vector, probabilities = engine.vector_of(item.view, "fine")
-        tags = query_tags(probabilities, item.view, None if located.fallback else item.region.name)
+        region = None if located.fallback else item.region.name
+        tags = query_tags(probabilities, item.view, region, [] if args.head else engine.neighbour_types(vector))
         allowed, rule = tag_candidates(engine.postings, tags, DEPTH, None)
         truth_label = engine.store.label_of(query.product_id)
         truth_types = {t["label"] for t in engine.store.tags_of([truth_label]).get(truth_label, [])}

@@ -5,7 +5,11 @@ the fine view (tight crop, or the garment cut out when worn), the ImageNet head 
 onto the vocabulary, the dominant colour. Truth: articleType / baseColour mapped onto the
 same vocabulary by the words that name them (products whose type has no vocabulary word
 are counted apart).
-    python bench/tagger_accuracy.py [--data ../shared/data/myntra-1k]
+
+With --index (a `firs build` of styles.csv), also the neighbour vote tag mode uses for
+queries: each product's type voted by its 10 nearest other products' metadata types
+(leave-one-out), in each view.
+    python bench/tagger_accuracy.py [--data ../shared/data/myntra-1k] [--index bench/out/myntra-index]
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from firs.build.views import fine_view
+from firs.catalog.store import ProductStore
+from firs.index import directory as layout
+from firs.index.shards import read_shards
+from firs.index.whitening import Whitening
 from firs.runtime import default_threads, tune_allocator
+from firs.search.tag_policy import VOTERS, vote_types
 from firs.tagging.tagger import classifier_tags, colour_tags
 from firs.tagging.vocabulary import labels_in_text
 from firs.vision.decode import load_image
@@ -32,10 +42,42 @@ def first(labels: list[str], kind: str) -> str | None:
     return next((label.split(":", 1)[1] for label in labels if label.startswith(f"{kind}:")), None)
 
 
+def metadata_type(tags: list[dict]) -> str | None:
+    return next((t["label"] for t in tags if t["label"].startswith("type:") and t["source"] == "metadata"), None)
+
+
+def neighbour_vote_accuracy(index: Path) -> None:
+    store = ProductStore.open_readonly(index / layout.STORE)
+    for view in ("fine", "simple"):
+        ids, features = read_shards(index / layout.view_dir(view) / layout.FEATURES)
+        vectors = Whitening.load(index / layout.view_dir(view) / layout.WHITENING).apply(features)
+        labels = [store.label_of(i) for i in ids]
+        tags = store.tags_of(labels)
+        truth = [metadata_type(tags.get(label, [])) for label in labels]
+        scores = vectors @ vectors.T
+        np.fill_diagonal(scores, -np.inf)
+        top1 = top2 = n = 0
+        for q in range(len(ids)):
+            if truth[q] is None:
+                continue
+            near = np.argsort(-scores[q])[:VOTERS]
+            voters = [(float(scores[q, j]), [(truth[j], 1.0)] if truth[j] else []) for j in near]
+            voted = [t.label for t in vote_types(voters)]
+            n += 1
+            top1 += bool(voted) and voted[0] == truth[q]
+            top2 += truth[q] in voted
+        print(
+            f"neighbour vote ({view} view, {VOTERS} voters, leave-one-out): top-1 {top1 / n:.3f}, top-2 {top2 / n:.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--index", type=Path, help="an index of the same catalogue: neighbour-vote accuracy")
     args = parser.parse_args()
+    if args.index:
+        neighbour_vote_accuracy(args.index)
     tune_allocator()
     embedder, localiser = Embedder(threads=default_threads()), GarmentLocaliser()
     with (args.data / "styles.csv").open() as handle:

@@ -104,7 +104,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, help="searches run at once (each gets cores/N torch threads)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="searches run at once, each with cores/N torch threads (default: one per core)",
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -237,11 +242,13 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from .runtime import default_threads
     from .service.app import serve
 
-    if args.workers < 1:
-        raise FirsError(f"--workers must be at least 1, got {args.workers}")
-    serve(args.index, args.host, args.port, args.workers)
+    workers = default_threads() if args.workers is None else args.workers
+    if workers < 1:
+        raise FirsError(f"--workers must be at least 1, got {workers}")
+    serve(args.index, args.host, args.port, workers)
     return 0
 
 

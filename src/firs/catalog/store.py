@@ -154,6 +154,14 @@ class ProductStore:
             )
         return out
 
+    def worn_image(self) -> str | None:
+        """A local image of a product the localiser found worn by a person, if any."""
+        row = self.db.execute(
+            "SELECT p.image_path FROM tags t JOIN products p ON p.idx = t.idx"
+            " WHERE t.source = 'region' AND p.image_path IS NOT NULL LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
     def fields(self) -> set[str]:
         """Every field a filter can name: the fixed columns, category, and every metadata key."""
         keys = self.db.execute("SELECT DISTINCT key FROM products, json_each(products.metadata)").fetchall()

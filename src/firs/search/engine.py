@@ -12,16 +12,17 @@ import numpy as np
 from PIL import Image
 
 from ..catalog.store import ProductStore
-from ..errors import IndexFormatError, QueryError
+from ..errors import FirsError, IndexFormatError, QueryError
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.postings import Postings
 from ..index.whitening import Whitening
+from ..tagging.tagger import Tag
 from ..vision.decode import decode_image, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
 from .filters import Condition
-from .tag_policy import query_tags, tag_candidates
+from .tag_policy import VOTERS, query_tags, tag_candidates, vote_types
 
 MODES = ("simple", "fine", "tag")
 REGIONS = ("auto", "upper", "lower", "full", "feet")
@@ -210,6 +211,20 @@ class SearchEngine:
         features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
         return self.views[view].whitening.apply(features), probabilities
 
+    def neighbour_types(self, vector: np.ndarray, view: str = "fine") -> list[Tag]:
+        """The garment types the nearest catalogue products carry, voted by similarity."""
+        labels, scores = self.views[view].ann.query(vector, VOTERS)
+        tags = self.store.tags_of(labels[0].tolist())
+        return vote_types(
+            [
+                (
+                    float(score),
+                    [(t["label"], t["confidence"]) for t in tags.get(int(label), []) if t["label"].startswith("type:")],
+                )
+                for label, score in zip(labels[0], scores[0], strict=True)
+            ]
+        )
+
     def search(self, query: Query) -> SearchAnswer:
         """Answer a photo, words, or a product id (more like this), with optional filters."""
         query.check(self)
@@ -279,7 +294,7 @@ class SearchEngine:
             restrict, entry = allowed, {"region": item.region.as_dict()}
             if query.mode == "tag":
                 region = None if located.fallback else item.region.name
-                labels = query_tags(probabilities, item.view, region)
+                labels = query_tags(probabilities, item.view, region, self.neighbour_types(vector))
                 restrict, rule = tag_candidates(self.postings, labels, query.k, allowed)
                 entry.update(
                     labels=[t.as_dict() for t in labels],
@@ -307,4 +322,11 @@ class SearchEngine:
         blank = Image.new("RGB", (256, 256), (255, 255, 255))
         self.vector_of(blank, "simple")
         if "fine" in self.views:
-            self.localiser.locate(blank, strict=False)
+            # A catalogue photo of a person, when there is one: the pose landmark model only
+            # runs (and pays its first-call cost) once a person has been detected.
+            worn = self.store.worn_image()
+            try:
+                picture = decode_image(read_bytes(worn), worn) if worn else blank
+            except FirsError:
+                picture = blank
+            self.localiser.locate(picture, strict=False)

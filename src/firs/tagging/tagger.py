@@ -53,25 +53,68 @@ def classifier_tags(probabilities: np.ndarray, top: int = 2) -> list[Tag]:
     return [Tag(f"type:{name}", "classifier", score) for name, score in ranked if score >= MIN_CLASSIFIER]
 
 
-_CENTRES_LAB = cv2.cvtColor(np.array([[rgb for rgb, _words in COLOURS.values()]], np.uint8), cv2.COLOR_RGB2LAB)[
-    0
-].astype(np.float32)
-_COLOUR_NAMES = list(COLOURS)
+def colour_names(lab: np.ndarray) -> np.ndarray:
+    """A colour name index (into COLOUR_NAMES) per OpenCV 8-bit Lab pixel, by lightness,
+    chroma and hue: achromatic pixels by lightness alone, the rest by hue bands, with dark
+    oranges and yellows as brown and pale ones as beige."""
+    lightness = lab[:, 0].astype(np.float32) * (100 / 255)
+    a = lab[:, 1].astype(np.float32) - 128
+    b = lab[:, 2].astype(np.float32) - 128
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a)) % 360
+    name = np.select(
+        [
+            (hue >= 345) | (hue < 20),
+            hue < 55,
+            hue < 80,
+            hue < 115,
+            hue < 200,
+            hue < 315,
+        ],
+        [
+            np.where(lightness > 55, _INDEX["pink"], _INDEX["red"]),
+            _INDEX["red"],
+            _INDEX["orange"],
+            _INDEX["yellow"],
+            _INDEX["green"],
+            _INDEX["blue"],
+        ],
+        _INDEX["purple"],
+    )
+    warm = (hue >= 20) & (hue < 115)
+    name = np.where(warm & (lightness < 45) & (chroma < 65), _INDEX["brown"], name)
+    name = np.where(warm & (lightness > 60) & (chroma < 30), _INDEX["beige"], name)
+    grey = np.where(lightness < 25, _INDEX["black"], np.where(lightness > 80, _INDEX["white"], _INDEX["grey"]))
+    return np.where(chroma < 10, grey, name)
+
+
+COLOUR_NAMES = list(COLOURS)
+_INDEX = {name: i for i, name in enumerate(COLOUR_NAMES)}
 
 
 def colour_tags(item: Image.Image) -> list[Tag]:
-    """The dominant colour(s) of an item on a flat backdrop (the backdrop's pixels are left out)."""
+    """The dominant colour(s) of an item on white or on a flat backdrop.
+
+    Item pixels: those not (near) pure white, or, on a backdrop of another colour, those
+    standing out from it. An item that does not stand out from a white backdrop at all is
+    white itself (confidence 0.5)."""
     small = np.asarray(item.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.NEAREST))
-    pixels = small[item_mask(small)]
+    pixels = small.reshape(-1, 3)
+    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    if np.median(border.min(axis=1)) >= 235:  # a white backdrop (or a cut-out on white)
+        pixels = pixels[(pixels < 245).any(axis=1)]
+        if len(pixels) < 0.03 * COLOUR_SIDE * COLOUR_SIDE:
+            return [Tag("colour:white", "colour", 0.5)]
+    else:
+        pixels = small[item_mask(small)]
     if len(pixels) < 16:
         return []
-    lab = cv2.cvtColor(pixels[None].astype(np.uint8), cv2.COLOR_RGB2LAB)[0].astype(np.float32)
-    nearest = np.argmin(((lab[:, None, :] - _CENTRES_LAB[None]) ** 2).sum(axis=2), axis=1)
-    shares = np.bincount(nearest, minlength=len(_COLOUR_NAMES)) / len(nearest)
+    lab = cv2.cvtColor(pixels[None].astype(np.uint8), cv2.COLOR_RGB2LAB)[0]
+    shares = np.bincount(colour_names(lab), minlength=len(COLOUR_NAMES)) / len(lab)
     order = np.argsort(-shares)
-    tags = [Tag(f"colour:{_COLOUR_NAMES[order[0]]}", "colour", float(shares[order[0]]))]
+    tags = [Tag(f"colour:{COLOUR_NAMES[order[0]]}", "colour", float(shares[order[0]]))]
     if shares[order[1]] >= MIN_COLOUR_SHARE:
-        tags.append(Tag(f"colour:{_COLOUR_NAMES[order[1]]}", "colour", float(shares[order[1]])))
+        tags.append(Tag(f"colour:{COLOUR_NAMES[order[1]]}", "colour", float(shares[order[1]])))
     return tags
 
 

@@ -72,20 +72,20 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "jewellery": ("accessory", ("necklace", "earrings", "bracelet", "ring", "pendant", "jewellery", "jewelry")),
 }
 
-# Colour -> (sRGB centre, words). Centres are what a garment of that name typically measures.
-COLOURS: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {
-    "black": ((25, 25, 28), ("black", "charcoal")),
-    "white": ((240, 240, 236), ("white", "off white", "ivory")),
-    "grey": ((128, 128, 128), ("grey", "gray", "silver", "melange")),
-    "beige": ((215, 195, 160), ("beige", "cream", "khaki", "nude", "skin", "camel")),
-    "brown": ((110, 70, 45), ("brown", "tan", "coffee", "bronze", "rust", "copper")),
-    "red": ((190, 30, 40), ("red", "maroon", "burgundy", "wine", "crimson")),
-    "pink": ((235, 140, 175), ("pink", "rose", "magenta", "fuchsia", "peach")),
-    "orange": ((235, 120, 35), ("orange", "coral")),
-    "yellow": ((240, 210, 50), ("yellow", "mustard", "gold", "golden")),
-    "green": ((50, 130, 70), ("green", "olive", "lime", "mint", "sea green", "teal")),
-    "blue": ((40, 80, 170), ("blue", "navy", "turquoise", "denim", "indigo", "aqua")),
-    "purple": ((110, 50, 140), ("purple", "violet", "lavender", "mauve", "lilac")),
+# Colour -> words that name it (tagging/tagger.py names a pixel's colour by lightness, chroma, hue).
+COLOURS: dict[str, tuple[str, ...]] = {
+    "black": ("black", "charcoal"),
+    "white": ("white", "off white", "ivory"),
+    "grey": ("grey", "gray", "silver", "melange"),
+    "beige": ("beige", "cream", "khaki", "nude", "skin", "camel"),
+    "brown": ("brown", "tan", "coffee", "bronze", "rust", "copper"),
+    "red": ("red", "maroon", "burgundy", "wine", "crimson"),
+    "pink": ("pink", "rose", "magenta", "fuchsia", "peach"),
+    "orange": ("orange", "coral"),
+    "yellow": ("yellow", "mustard", "gold", "golden"),
+    "green": ("green", "olive", "lime", "mint", "sea green", "teal"),
+    "blue": ("blue", "navy", "turquoise", "denim", "indigo", "aqua"),
+    "purple": ("purple", "violet", "lavender", "mauve", "lilac"),
 }
 
 REGIONS = ("upper", "lower", "full", "feet", "accessory")
@@ -153,7 +153,7 @@ def phrase_index() -> dict[str, str]:
     for name, (_region, words) in TYPES.items():
         for word in (name, *words):
             index[word] = f"type:{name}"
-    for name, (_rgb, words) in COLOURS.items():
+    for name, words in COLOURS.items():
         for word in (name, *words):
             index.setdefault(word, f"colour:{name}")
     return index
