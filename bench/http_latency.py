@@ -54,13 +54,14 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--n", type=int, default=120, help="requests per mode and concurrency")
-    parser.add_argument("--workers", type=int, default=1, help="firs serve --workers")
+    parser.add_argument("--workers", type=int, default=None, help="firs serve --workers (default: its own)")
     args = parser.parse_args()
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
     port = free_port()
     firs = Path(sys.executable).parent / "firs"
+    workers = [] if args.workers is None else ["--workers", str(args.workers)]
     server = subprocess.Popen(
-        [str(firs), "serve", "--index", str(args.index), "--port", str(port), "--workers", str(args.workers)],
+        [str(firs), "serve", "--index", str(args.index), "--port", str(port), *workers],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -73,9 +74,9 @@ def main() -> None:
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "firs serve did not start"
                 time.sleep(0.5)
-        print(f"firs serve --workers {args.workers}; {args.n} requests per row; photos are distinct (no cache hits)")
-        first = [post_photo(port, photos[-1 - i], f"mode={m}&top_k=10")[0] for i, m in enumerate(("fine", "simple"))]
-        print(f"first requests after start: fine {first[0]:.1f} ms, simple {first[1]:.1f} ms")
+        print(f"firs serve {' '.join(workers)}; {args.n} requests per row; photos are distinct (no cache hits)")
+        first = [post_photo(port, photos[-1], f"mode=fine&top_k={k}")[0] for k in (10, 9, 8)]
+        print(f"first fine requests after start (one photo, not cached): {', '.join(f'{t:.1f}' for t in first)} ms")
         offset = 0
         for mode in ("simple", "fine"):
             for clients in (1, 8):
