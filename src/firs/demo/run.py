@@ -74,9 +74,10 @@ what to try next (after `. .venv/bin/activate`, or prefix .venv/bin/):
   firs search YOUR_PHOTO.jpg --index {index}         # your own photo
   firs search PERSON.jpg --index {index} --mode fine  # find the garment a person wears, search by it
   firs search PERSON.jpg --index {index} --mode tag   # ... among products of the same garment type
-  firs search --text "striped dress" --index {index} --where price<=30   # words and filters
-  firs search --like {QUERY_PRODUCT.product_id} --index {index}             # more like this product
-  firs serve --index {index}                          # the web page: http://127.0.0.1:8000/
+  firs search {query} --index {index} --text "in pink"      # the photo, refined by words
+  firs search --text "striped skirt" --index {index} --where "price<=40"   # words and filters
+  firs search --like {QUERY_PRODUCT.product_id} --index {index}   # more like this product
+  firs serve --index {index}   # the web page and the API: http://127.0.0.1:8000/
   firs build YOUR_CATALOG.csv --out my-index         # CSV: id,image,title,brand,category,price
   firs build meta_Clothing.json.gz --out my-index    # Amazon product metadata (2014 or 2018)
   firs demo --catalog YOUR_CATALOG.csv               # this demo on a real catalogue
