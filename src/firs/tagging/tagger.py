@@ -84,8 +84,8 @@ def colour_names(lab: np.ndarray) -> np.ndarray:
     warm = (hue >= 20) & (hue < 115)
     name = np.where(warm & (lightness < 45) & (chroma < 65), _INDEX["brown"], name)
     name = np.where(warm & (lightness > 60) & (chroma < 30), _INDEX["beige"], name)
-    grey = np.where(lightness < 25, _INDEX["black"], np.where(lightness > 80, _INDEX["white"], _INDEX["grey"]))
-    return np.where(chroma < 10, grey, name)
+    grey = np.where(lightness < 32, _INDEX["black"], np.where(lightness > 80, _INDEX["white"], _INDEX["grey"]))
+    return np.where(chroma < 8, grey, name)
 
 
 COLOUR_NAMES = list(COLOURS)
