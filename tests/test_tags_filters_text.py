@@ -168,6 +168,7 @@ def test_photo_refined_by_words(engine: SearchEngine, garment_catalog: Path, tmp
     photo = transformed_copy(garment_catalog.parent / "img" / "skirt-red-polka-dot.png", tmp_path / "q.jpg")
     answer = engine.search(Query(image=photo, text="in red", k=3)).as_dict()
     assert answer["results"] and all("colour:red" in r["labels"] for r in answer["results"])
+    assert all(r["color"] == "red" and r["type"] for r in answer["results"])
     unmatched = engine.search(Query(image=photo, text="zebra", k=3)).as_dict()
     assert "not used" in unmatched["notice"] and len(unmatched["results"]) == 3
 

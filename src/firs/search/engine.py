@@ -27,6 +27,11 @@ from .tag_policy import VOTERS, query_tags, tag_candidates, vote_types
 MODES = ("simple", "fine", "tag")
 REGIONS = ("auto", "upper", "lower", "full", "feet")
 MAX_K = 1000
+# (result field, label kind, metadata keys that already name it)
+_NORMALISED = (
+    ("color", "colour:", ("colour", "baseColour", "base_colour")),
+    ("type", "type:", ("articleType", "article_type")),
+)
 # Identity keys that must match between the index and the running embedder.
 _IDENTITY_KEYS = ("model", "input_size", "resize", "pooling", "gem_p", "weights_sha256", "feature_dim")
 
@@ -196,14 +201,15 @@ class SearchEngine:
         tags = self.store.tags_of(labels) if labels else {}
         out = []
         for label, record, score in zip(labels, records, scores, strict=True):
-            out.append(
-                {
-                    "id": record.pop("id"),
-                    "score": round(float(score), 4),
-                    **record,
-                    "labels": [t["label"] for t in tags.get(label, [])],
-                }
-            )
+            names = [t["label"] for t in tags.get(label, [])]
+            out.append({"id": record.pop("id"), "score": round(float(score), 4), **record, "labels": names})
+            # Normalised fields every result has: the catalogue's own where it names them,
+            # else the tagger's best label (labels are sorted by kind, then confidence).
+            for name, kind, aliases in _NORMALISED:
+                if not out[-1].get(name):
+                    own = next((record[a] for a in aliases if record.get(a)), None)
+                    best = next((n.split(":", 1)[1] for n in names if n.startswith(kind)), None)
+                    out[-1][name] = own or best or ""
         return out
 
     def vector_of(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
