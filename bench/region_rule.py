@@ -4,7 +4,9 @@ trousers: lower, dresses: full, shoes: feet). Rules compared, on the photos wher
 finds a person:
   order  the first region found in AUTO_ORDER (upper, full, lower, feet): FIRS's rule;
   score  the region whose garment's best match in the catalogue (the product itself left
-         out) scores highest.
+         out) scores highest;
+  vote   the order rule's garment, then the body region of the type its nearest catalogue
+         products vote for (the product itself left out), when that region was found.
     python bench/region_rule.py --index bench/out/myntra-index [--data ../shared/data/myntra-1k]
 """
 
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 from firs.runtime import tune_allocator
 from firs.search.engine import SearchEngine
+from firs.search.tag_policy import VOTERS, vote_types
 from firs.tagging.vocabulary import labels_in_text, region_of
 from firs.vision.decode import load_image
 from firs.vision.localiser import AUTO_ORDER
@@ -46,7 +49,7 @@ def main() -> None:
         if located.fallback:
             continue
         regions = {item.region.name: item for item in located.items}
-        if truth == "full" and "upper" in regions:  # all_items leaves out full; search it too
+        if "upper" in regions:  # all_items leaves out full (it overlaps upper and lower): add it
             full = engine.localiser.locate(
                 load_image(args.data / "images" / f"{row['id']}.jpg"), region="full", strict=False
             )
@@ -60,10 +63,23 @@ def main() -> None:
             labels, scores = engine.views["fine"].ann.query(vector, 2)
             best[name] = next(float(s) for label, s in zip(labels[0], scores[0], strict=True) if label != own)
         score = max(best, key=best.get)
+        vector, _ = engine.vector_of(regions[order].view, "fine")
+        labels, scores = engine.views["fine"].ann.query(vector, VOTERS + 1)
+        tags = engine.store.tags_of(labels[0].tolist())
+        voters = [
+            (float(s), [(t["label"], t["confidence"]) for t in tags.get(int(la), []) if t["label"].startswith("type:")])
+            for la, s in zip(labels[0], scores[0], strict=True)
+            if la != own
+        ][:VOTERS]
+        voted = vote_types(voters)
+        wanted = region_of(voted[0].label) if voted else None
+        vote = wanted if wanted in regions else order
         outcomes["photos"] += 1
         outcomes["truth present"] += truth in regions
         outcomes["order right"] += order == truth
         outcomes["score right"] += score == truth
+        outcomes["vote right"] += vote == truth
+        outcomes[f"truth {truth}: vote right"] += vote == truth
         outcomes[f"truth {truth}"] += 1
         outcomes[f"truth {truth}: order right"] += order == truth
         outcomes[f"truth {truth}: score right"] += score == truth
@@ -73,13 +89,15 @@ def main() -> None:
         f"{outcomes['truth present'] / n:.3f}"
     )
     order, score = outcomes["order right"] / n, outcomes["score right"] / n
-    print(f"rule order (FIRS auto): right {order:.3f};  rule score: right {score:.3f}")
+    vote = outcomes["vote right"] / n
+    print(f"rule order (FIRS auto): right {order:.3f};  rule score: right {score:.3f};  rule vote: right {vote:.3f}")
     for region in AUTO_ORDER:
         m = outcomes[f"truth {region}"]
         if m:
             print(
                 f"  truth {region:5s} n {m:4d}  order {outcomes[f'truth {region}: order right'] / m:.2f}"
                 f"  score {outcomes[f'truth {region}: score right'] / m:.2f}"
+                f"  vote {outcomes[f'truth {region}: vote right'] / m:.2f}"
             )
     print("regions found:", ", ".join(f"{k} {v}" for k, v in found_sets.most_common(6)))
 

@@ -197,3 +197,14 @@ def test_cli_text_where_like(garment_index: Path, capsys: pytest.CaptureFixture[
     assert "needs a number" in capsys.readouterr().err
     assert main(["search", "--index", str(garment_index)]) == 2
     assert "nothing to search with" in capsys.readouterr().err
+
+
+def test_auto_region_follows_the_catalogues_labels(engine: SearchEngine) -> None:
+    def vector(product_id: str) -> np.ndarray:
+        return engine.views["fine"].ann.index.reconstruct(engine.store.label_of(product_id))
+
+    # Near dresses (metadata type dress, worn full length): search the full-length region.
+    assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper", "full", "lower"]) == "full"
+    assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper"]) is None  # not in the photo
+    assert engine.catalogue_region(vector("t-shirt-red-solid"), "upper", ["upper", "full", "lower"]) is None
+    assert engine.catalogue_region(vector("trousers-black-solid"), "upper", ["upper", "lower"]) == "lower"

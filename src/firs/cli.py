@@ -66,7 +66,8 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
         "--region",
         default="auto",
         choices=["auto", "upper", "lower", "full", "feet"],
-        help="fine/tag: which garment (auto: upper body, else full length, lower body, feet)",
+        help="fine/tag: which garment (auto: upper body, else full length, lower body, feet; or where the "
+        "nearest products' catalogue labels say the garment is worn)",
     )
     p.add_argument("--all-items", action="store_true", help="fine/tag: search every garment found (shop the look)")
     p.add_argument("--text", metavar="WORDS", help="words: alone, a text search; with a photo, they narrow it")

@@ -42,6 +42,7 @@ class Localisation:
     fallback: str | None = None  # why no person region was used, if none was
     detect_ms: float = 0.0
     segment_ms: float = 0.0
+    found: list[str] = field(default_factory=list)  # every body region the pose showed
 
 
 def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.ndarray:
@@ -96,7 +97,7 @@ class GarmentLocaliser:
         pose = self.pose(rgb)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
-        result = Localisation()
+        result = Localisation(found=[r.name for r in regions])
         if regions:
             by_name = {r.name: r for r in regions}
             if all_items:
