@@ -2,11 +2,12 @@
 the product: the truth is the body region of the product's articleType (shirts: upper,
 trousers: lower, dresses: full, shoes: feet). Rules compared, on the photos where BlazePose
 finds a person:
-  order  the first region found in AUTO_ORDER (upper, full, lower, feet): FIRS's rule;
+  order  the first region found in AUTO_ORDER (upper, full, lower, feet);
   score  the region whose garment's best match in the catalogue (the product itself left
          out) scores highest;
   vote   the order rule's garment, then the body region of the type its nearest catalogue
-         products vote for (the product itself left out), when that region was found.
+         products' metadata votes for (the product itself left out), when that region was
+         found: FIRS's `auto` (SearchEngine.catalogue_region).
     python bench/region_rule.py --index bench/out/myntra-index [--data ../shared/data/myntra-1k]
 """
 
@@ -21,7 +22,6 @@ from tqdm import tqdm
 
 from firs.runtime import tune_allocator
 from firs.search.engine import SearchEngine
-from firs.search.tag_policy import VOTERS, vote_types
 from firs.tagging.vocabulary import labels_in_text, region_of
 from firs.vision.decode import load_image
 from firs.vision.localiser import AUTO_ORDER
@@ -64,16 +64,8 @@ def main() -> None:
             best[name] = next(float(s) for label, s in zip(labels[0], scores[0], strict=True) if label != own)
         score = max(best, key=best.get)
         vector, _ = engine.vector_of(regions[order].view, "fine")
-        labels, scores = engine.views["fine"].ann.query(vector, VOTERS + 1)
-        tags = engine.store.tags_of(labels[0].tolist())
-        voters = [
-            (float(s), [(t["label"], t["confidence"]) for t in tags.get(int(la), []) if t["label"].startswith("type:")])
-            for la, s in zip(labels[0], scores[0], strict=True)
-            if la != own
-        ][:VOTERS]
-        voted = vote_types(voters)
-        wanted = region_of(voted[0].label) if voted else None
-        vote = wanted if wanted in regions else order
+        near = engine.nearest_labels(vector, exclude=own)
+        vote = engine.catalogue_region(near, order, list(regions)) or order
         outcomes["photos"] += 1
         outcomes["truth present"] += truth in regions
         outcomes["order right"] += order == truth
@@ -90,7 +82,7 @@ def main() -> None:
     )
     order, score = outcomes["order right"] / n, outcomes["score right"] / n
     vote = outcomes["vote right"] / n
-    print(f"rule order (FIRS auto): right {order:.3f};  rule score: right {score:.3f};  rule vote: right {vote:.3f}")
+    print(f"rule order: right {order:.3f};  rule score: right {score:.3f};  rule vote (FIRS auto): right {vote:.3f}")
     for region in AUTO_ORDER:
         m = outcomes[f"truth {region}"]
         if m:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from firs.eval.queries import read_queries
 from firs.runtime import tune_allocator
 from firs.search.engine import SearchEngine
-from firs.search.tag_policy import query_tags, tag_candidates
+from firs.search.tag_policy import query_tags, tag_candidates, vote_types
 from firs.vision.decode import load_image
 
 DEPTH = 100
@@ -49,7 +49,9 @@ def main() -> None:
         item = located.items[0]
         vector, probabilities = engine.vector_of(item.view, "fine")
         region = None if located.fallback else item.region.name
-        tags = query_tags(probabilities, item.view, region, [] if args.head else engine.neighbour_types(vector))
+        tags = query_tags(
+            probabilities, item.view, region, [] if args.head else vote_types(engine.nearest_labels(vector))
+        )
         allowed, rule = tag_candidates(engine.postings, tags, DEPTH, None)
         truth_label = engine.store.label_of(query.product_id)
         truth_types = {t["label"] for t in engine.store.tags_of([truth_label]).get(truth_label, [])}

@@ -61,7 +61,13 @@ def neighbour_vote_accuracy(index: Path) -> None:
             if truth[q] is None:
                 continue
             near = np.argsort(-scores[q])[:VOTERS]
-            voters = [(float(scores[q, j]), [(truth[j], 1.0)] if truth[j] else []) for j in near]
+            voters = [
+                (
+                    float(scores[q, j]),
+                    [{"label": truth[j], "source": "metadata", "confidence": 1.0}] if truth[j] else [],
+                )
+                for j in near
+            ]
             voted = [t.label for t in vote_types(voters)]
             n += 1
             top1 += bool(voted) and voted[0] == truth[q]

@@ -200,8 +200,8 @@ def test_cli_text_where_like(garment_index: Path, capsys: pytest.CaptureFixture[
 
 
 def test_auto_region_follows_the_catalogues_labels(engine: SearchEngine) -> None:
-    def vector(product_id: str) -> np.ndarray:
-        return engine.views["fine"].ann.index.reconstruct(engine.store.label_of(product_id))
+    def vector(product_id: str) -> list:
+        return engine.nearest_labels(engine.views["fine"].ann.index.reconstruct(engine.store.label_of(product_id)))
 
     # Near dresses (metadata type dress, worn full length): search the full-length region.
     assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper", "full", "lower"]) == "full"

@@ -17,13 +17,12 @@ from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.postings import Postings
 from ..index.whitening import Whitening
-from ..tagging.tagger import Tag
 from ..tagging.vocabulary import region_of
 from ..vision.decode import decode_image, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
 from .filters import Condition
-from .tag_policy import VOTERS, query_tags, tag_candidates, vote_types
+from .tag_policy import VOTERS, Neighbour, query_tags, tag_candidates, vote_types
 
 MODES = ("simple", "fine", "tag")
 REGIONS = ("auto", "upper", "lower", "full", "feet")
@@ -219,33 +218,21 @@ class SearchEngine:
         features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
         return self.views[view].whitening.apply(features), probabilities
 
-    def catalogue_region(self, vector: np.ndarray, region: str, found: list[str]) -> str | None:
+    def catalogue_region(self, near: list[Neighbour], region: str, found: list[str]) -> str | None:
         """The body region to search instead of `region`, when the nearest products' catalogue
         metadata (not labels read off pictures) votes for a garment worn elsewhere and the
         pose shows that region: a dress photographed whole, not just its top half
         (bench/region_rule.py: on myntra-1k, 74 % right against 66 % for upper-first)."""
-        voted = self.neighbour_types(vector, sources=TRUSTED_SOURCES)
+        voted = vote_types(near, sources=TRUSTED_SOURCES)
         wanted = region_of(voted[0].label) if voted else None
         return wanted if wanted and wanted != region and wanted in found else None
 
-    def neighbour_types(
-        self, vector: np.ndarray, view: str = "fine", sources: tuple[str, ...] | None = None
-    ) -> list[Tag]:
-        """The garment types the nearest catalogue products carry, voted by similarity
-        (only labels from `sources`, when given)."""
-        labels, scores = self.views[view].ann.query(vector, VOTERS)
+    def nearest_labels(self, vector: np.ndarray, view: str = "fine", exclude: int | None = None) -> list[Neighbour]:
+        """(similarity, labels) of the VOTERS nearest catalogue products, `exclude` left out."""
+        labels, scores = self.views[view].ann.query(vector, VOTERS + (exclude is not None))
         tags = self.store.tags_of(labels[0].tolist())
-        if sources is not None:
-            tags = {label: [t for t in ts if t["source"] in sources] for label, ts in tags.items()}
-        return vote_types(
-            [
-                (
-                    float(score),
-                    [(t["label"], t["confidence"]) for t in tags.get(int(label), []) if t["label"].startswith("type:")],
-                )
-                for label, score in zip(labels[0], scores[0], strict=True)
-            ]
-        )
+        near = [(s, tags.get(label, [])) for label, s in zip(labels[0].tolist(), scores[0].tolist(), strict=True)]
+        return [pair for pair, label in zip(near, labels[0].tolist(), strict=True) if label != exclude][:VOTERS]
 
     def search(self, query: Query) -> SearchAnswer:
         """Answer a photo, words, or a product id (more like this), with optional filters."""
@@ -309,26 +296,33 @@ class SearchEngine:
         located = self.localiser.locate(picture, region=query.region, all_items=query.all_items)
         clock.stages.update(detect=located.detect_ms, segment=located.segment_ms)
         clock.last = time.perf_counter()
-        first = None
+        first = None  # the first garment's vector, probabilities and neighbours, when already taken
         if query.region == "auto" and not query.all_items and not located.fallback:
-            first = self.vector_of(located.items[0].view, "fine")
+            vector, probabilities = self.vector_of(located.items[0].view, "fine")
             clock.add("embed")
-            wanted = self.catalogue_region(first[0], located.items[0].region.name, located.found)
+            near = self.nearest_labels(vector)
+            wanted = self.catalogue_region(near, located.items[0].region.name, located.found)
+            clock.add("detect")
             if wanted:
                 located = self.localiser.locate(picture, region=wanted, strict=False)
                 clock.stages["detect"] += located.detect_ms
                 clock.stages["segment"] += located.segment_ms
                 clock.last = time.perf_counter()
-                first = None
                 extra["region_rule"] = f"{wanted}: the nearest products' labels say a {wanted}-body garment"
+            else:
+                first = (vector, probabilities, near)
         items = []
         for number, item in enumerate(located.items):
-            vector, probabilities = first if number == 0 and first else self.vector_of(item.view, "fine")
+            if number == 0 and first:
+                vector, probabilities, near = first
+            else:
+                (vector, probabilities), near = self.vector_of(item.view, "fine"), None
             clock.add("embed")
             restrict, entry = allowed, {"region": item.region.as_dict()}
             if query.mode == "tag":
                 region = None if located.fallback else item.region.name
-                labels = query_tags(probabilities, item.view, region, self.neighbour_types(vector))
+                voted = vote_types(near if near is not None else self.nearest_labels(vector))
+                labels = query_tags(probabilities, item.view, region, voted)
                 restrict, rule = tag_candidates(self.postings, labels, query.k, allowed)
                 entry.update(
                     labels=[t.as_dict() for t in labels],

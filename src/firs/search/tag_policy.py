@@ -2,7 +2,7 @@
 
 The garment's types come from its nearest catalogue products: their type labels (from the
 catalogue's metadata where it has them), voted by similarity. On myntra-1k, leave-one-out,
-that names a product's articleType right 70 % of the time (top-2: 82 %) in the fine view,
+that names a product's articleType right 72 % of the time (top-2: 84 %) in the fine view,
 against 29 % (39 %) for the ImageNet head, which has no class for shirts, tops, heels or
 trousers (bench/tagger_accuracy.py, docs/architecture.md). The head is the fallback when
 the neighbours carry no type.
@@ -16,6 +16,8 @@ product, and the answer says which rule it used.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -27,12 +29,18 @@ TOP_TYPES = 2
 VOTERS = 10  # nearest products whose type labels vote
 
 
-def vote_types(neighbours: list[tuple[float, list[tuple[str, float]]]]) -> list[Tag]:
-    """Top types among (similarity, [(type label, confidence)]) neighbours, with vote shares."""
+# (similarity, that product's labels as the store gives them: dicts with label, source, confidence)
+Neighbour = tuple[float, list[dict[str, Any]]]
+
+
+def vote_types(near: list[Neighbour], sources: tuple[str, ...] | None = None) -> list[Tag]:
+    """Top types among the neighbours' type labels (only those from `sources`, when given),
+    each voting with similarity x confidence; confidences are vote shares."""
     votes: dict[str, float] = {}
-    for similarity, labels in neighbours:
-        for label, confidence in labels:
-            votes[label] = votes.get(label, 0.0) + max(similarity, 0.0) * confidence
+    for similarity, labels in near:
+        for tag in labels:
+            if tag["label"].startswith("type:") and (sources is None or tag["source"] in sources):
+                votes[tag["label"]] = votes.get(tag["label"], 0.0) + max(similarity, 0.0) * tag["confidence"]
     total = sum(votes.values())
     if total <= 0:
         return []
