@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +163,17 @@ class ProductStore:
         ).fetchone()
         return row[0] if row else None
 
-    def fields(self) -> set[str]:
-        """Every field a filter can name: the fixed columns, category, and every metadata key."""
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """Every field a filter can name: the fixed columns, category, and every metadata key.
+        Read once: search opens the store read-only, so the keys cannot change under it."""
         keys = self.db.execute("SELECT DISTINCT key FROM products, json_each(products.metadata)").fetchall()
-        return {*_FIELD_COLUMNS, "category", *_TAG_FIELDS, *(row[0] for row in keys)}
+        return frozenset({*_FIELD_COLUMNS, "category", *_TAG_FIELDS, *(row[0] for row in keys)})
 
     def where(self, conditions: Sequence[Condition]) -> np.ndarray:
         """ANN labels of the indexed products meeting every condition (all of them when none)."""
         clauses, params = ["idx IS NOT NULL"], []
-        known = self.fields() if conditions else set()
+        known = self.fields
         for c in conditions:
             if c.field not in known:
                 raise QueryError(f"filter {c}: no product has a field {c.field!r} (fields: {', '.join(sorted(known))})")

@@ -259,7 +259,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             "cache": cache.stats(),
             "pool": {"workers": pool.workers, "capacity": pool.capacity, "in_flight": pool.in_flight},
             "refused_busy": pool.refused,
-            "filters": sorted(engine.store.fields()),
+            "filters": sorted(engine.store.fields),
         }
 
     @app.get("/", include_in_schema=False)
