@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,11 +30,12 @@ from ..errors import FirsError, ImageError, QueryError
 from ..search import engine as search
 from ..search.filters import parse_where
 from ..vision.decode import sniff_media_type
-from .cache import AnswerCache, cache_key
+from .cache import LruCache, cache_key
 from .pool import BoundedPool, Busy
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAIL_SIDES = (128, 256, 512)
+THUMBNAILS_KEPT = 2048  # product thumbnails kept in memory
 
 
 @dataclass
@@ -64,38 +63,21 @@ def _error(status: int, error: str, detail: Any = None, headers: dict[str, str] 
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-class _Thumbnails:
-    """Product images scaled down once, kept in memory (least recently used dropped)."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: str, side: int) -> bytes:
-        key = (path, side)
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((side, side))
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=85)
-        data = buffer.getvalue()
-        with self._lock:
-            self._entries[key] = data
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return data
+def _thumbnail(path: str, side: int) -> bytes:
+    """A product image scaled to at most `side` pixels, as JPEG."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((side, side))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
 
 
 def create_app(engine: search.SearchEngine, options: ServiceOptions | None = None) -> FastAPI:
     options = options or ServiceOptions()
     pool = BoundedPool(options.workers, options.queue)
-    cache = AnswerCache(options.cache_size)
-    thumbnails = _Thumbnails()
+    cache: LruCache[str, dict[str, Any]] = LruCache(options.cache_size)
+    thumbnails: LruCache[tuple[str, int], bytes] = LruCache(THUMBNAILS_KEPT)
     started = time.time()
 
     @asynccontextmanager
@@ -146,9 +128,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
                 {"workers": pool.workers, "capacity": pool.capacity},
                 {"Retry-After": str(options.retry_after_s)},
             ) from None
-        except ImageError as exc:
-            raise ApiError(422, str(exc)) from None
-        except QueryError as exc:
+        except (ImageError, QueryError) as exc:
             raise ApiError(422, str(exc)) from None
         except FirsError as exc:
             raise ApiError(500, str(exc)) from None
@@ -232,7 +212,10 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             return FileResponse(path, headers=headers, media_type=sniff_media_type(Path(path).read_bytes()[:16]))
         if size not in THUMBNAIL_SIDES:
             raise ApiError(422, f"bad parameter size: {size} (use {', '.join(map(str, THUMBNAIL_SIDES))})")
-        data = await run(lambda: thumbnails.get(path, size))
+        data = thumbnails.get((path, size))
+        if data is None:
+            data = await run(lambda: _thumbnail(path, size))
+            thumbnails.put((path, size), data)
         return Response(data, media_type="image/jpeg", headers=headers)
 
     @app.get("/api/products/{product_id}/similar", summary="More like this product")

@@ -1,7 +1,7 @@
-"""The answer cache: an identical photo with identical parameters is answered from memory.
+"""Least-recently-used caches: answers to repeated photos, and product thumbnails.
 
-Keyed by the SHA-256 of the uploaded bytes plus the query's parameters, least recently
-used entries evicted first; hits and misses are counted for /api/stats.
+Answers are keyed by the SHA-256 of the uploaded bytes plus the query's parameters; hits
+and misses are counted for /api/stats.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def cache_key(data: bytes, params: dict[str, Any]) -> str:
@@ -19,28 +22,30 @@ def cache_key(data: bytes, params: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-class AnswerCache:
+class LruCache(Generic[K, V]):
+    """A thread-safe LRU map of at most `size` entries, counting hits and misses."""
+
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
-            answer = self._entries.get(key)
-            if answer is None:
+            value = self._entries.get(key)
+            if value is None:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return answer
+            return value
 
-    def put(self, key: str, answer: dict[str, Any]) -> None:
+    def put(self, key: K, value: V) -> None:
         if self.size <= 0:
             return
         with self._lock:
-            self._entries[key] = answer
+            self._entries[key] = value
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
