@@ -20,12 +20,11 @@ from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
 from ..vision.decode import decode_image, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
-from ..vision.localiser import GarmentLocaliser
+from ..vision.localiser import REGION_CHOICES, GarmentLocaliser
 from .filters import Condition
 from .tag_policy import VOTERS, Neighbour, query_tags, tag_candidates, vote_types
 
 MODES = ("simple", "fine", "tag")
-REGIONS = ("auto", "upper", "lower", "full", "feet")
 MAX_K = 1000
 TRUSTED_SOURCES = ("metadata", "title")  # labels a catalogue gave, not ones read off its pictures
 # (result field, label kind, metadata keys that already name it)
@@ -69,8 +68,8 @@ class Query:
             raise QueryError("give a photo or a product id (like), not both")
         if self.mode not in MODES:
             raise QueryError(f"unknown mode {self.mode!r}; available: {', '.join(MODES)}")
-        if self.region not in REGIONS:
-            raise QueryError(f"unknown region {self.region!r}; available: {', '.join(REGIONS)}")
+        if self.region not in REGION_CHOICES:
+            raise QueryError(f"unknown region {self.region!r}; available: {', '.join(REGION_CHOICES)}")
         if not 1 <= self.k <= MAX_K:
             raise QueryError(f"top-k must be between 1 and {MAX_K}, got {self.k}")
         if self.mode in ("fine", "tag") and "fine" not in engine.views:

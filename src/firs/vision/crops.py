@@ -37,10 +37,15 @@ def mask_box(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int]
     )
 
 
+def border_pixels(image: np.ndarray) -> np.ndarray:
+    """The pixels along an (h, w, c) image's four edges, as (n, c)."""
+    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+
+
 def _backdrop(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Lab pixels, the border's median colour, and the border's median spread around it."""
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    border = border_pixels(lab)
     background = np.median(border, axis=0)
     spread = float(np.median(np.linalg.norm(border - background, axis=1)))
     return lab, background, spread
