@@ -209,7 +209,9 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             raise ApiError(404, f"product {product_id!r}: its image is not stored locally", {"image": path})
         headers = {"Cache-Control": "public, max-age=86400"}
         if size is None:
-            return FileResponse(path, headers=headers, media_type=sniff_media_type(Path(path).read_bytes()[:16]))
+            with open(path, "rb") as handle:  # the signature only: FileResponse streams the rest
+                media_type = sniff_media_type(handle.read(16))
+            return FileResponse(path, headers=headers, media_type=media_type)
         if size not in THUMBNAIL_SIDES:
             raise ApiError(422, f"bad parameter size: {size} (use {', '.join(map(str, THUMBNAIL_SIDES))})")
         data = thumbnails.get((path, size))
