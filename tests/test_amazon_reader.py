@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from firs.catalog.amazon import read_amazon
+from firs.catalog.amazon import MAX_LINE_CHARS, read_amazon
 from firs.catalog.problems import ProblemLog
 from firs.errors import CatalogError
 
@@ -31,9 +31,9 @@ RECORD_2018 = {
 }
 
 
-def _read(path: Path, strict: bool = False):
+def _read(path: Path, strict: bool = False, image_roots=()):
     problems = ProblemLog(strict)
-    return list(read_amazon(path, problems)), problems
+    return list(read_amazon(path, problems, image_roots)), problems
 
 
 def test_2014_dict_literal_line(tmp_path: Path) -> None:
@@ -98,3 +98,96 @@ def test_strict_makes_a_bad_line_fatal(tmp_path: Path) -> None:
     path.write_text(LINE_2014 + "\n{broken\n")
     with pytest.raises(CatalogError, match=r"meta.json:2"):
         _read(path, strict=True)
+
+
+def _record(asin: str, **fields: object) -> str:
+    return json.dumps({"asin": asin, "imUrl": "http://x/y.jpg", **fields})
+
+
+def test_bad_prices_reported_at_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    lines = [
+        _record("N1", price=-5),
+        '{"asin": "N2", "imUrl": "http://x/y.jpg", "price": 1e999}',
+        _record("OK", price="$3"),
+        _record("N3", price="inf"),
+        '{"asin": "N4", "imUrl": "http://x/y.jpg", "price": NaN}',
+        _record("N5", price="-$5"),
+        "{'asin': 'N6', 'imUrl': 'http://x/y.jpg', 'price': 1e999}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["OK"]
+    assert [p.line for p in problems.problems] == [1, 2, 4, 5, 6, 7]
+    reasons = [p.reason for p in problems.problems]
+    assert all("field 'price'" in reason for reason in reasons)
+    assert "negative" in reasons[0] and "not a finite number" in reasons[1] and "not a finite number" in reasons[3]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000, "{'a':" * 5000 + "1" + "}" * 5000],
+)
+def test_deeply_nested_line_is_reported_and_the_next_read(tmp_path: Path, hostile: str) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text(f"{hostile}\n{_record('B1')}\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["B1"]
+    (problem,) = problems.problems
+    assert problem.line == 1
+
+
+def test_hostile_field_types_are_reported_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    lines = [
+        _record("T1", categories=5),
+        _record("T2", price={"amount": "cheap"}),
+        _record("T3", imUrl=7),
+        _record("T4"),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["T4"]
+    assert [p.line for p in problems.problems] == [1, 2, 3]
+
+
+def test_over_long_line_reported_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text(_record("L1", title="t" * (MAX_LINE_CHARS + 10)) + "\n" + _record("L2") + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["L2"] and products[0].origin == f"{path}:2"
+    (problem,) = problems.problems
+    assert problem.line == 1 and "longer than" in problem.reason
+
+
+def test_local_images_resolved_from_the_file_folder_and_confined(tmp_path: Path) -> None:
+    folder, elsewhere = tmp_path / "cat", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    path = folder / "meta.json"
+    lines = [
+        json.dumps({"asin": "A1", "imUrl": "img/a.jpg"}),
+        json.dumps({"asin": "A2", "imUrl": "/etc/passwd"}),
+        json.dumps({"asin": "A3", "imUrl": "../../secret.jpg"}),
+        json.dumps({"asin": "A4", "imageURL": ["../elsewhere/d.jpg"]}),
+        json.dumps({"asin": "A5", "imUrl": "file:///etc/passwd"}),
+        json.dumps({"asin": "A6", "imUrl": "ftp://host/x.jpg"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["A1"]
+    assert products[0].image == str((folder / "img" / "a.jpg").resolve())
+    assert [p.line for p in problems.problems] == [2, 3, 4, 5, 6]
+    reasons = [p.reason for p in problems.problems]
+    assert reasons[0].startswith("product A2: image path /etc/passwd is outside the catalogue's folder")
+    assert "--image-root" in reasons[1] and "unsupported URL scheme 'ftp'" in reasons[4]
+    products, problems = _read(path, image_roots=[elsewhere])
+    assert [p.id for p in products] == ["A1", "A4"] and [p.line for p in problems.problems] == [2, 3, 5, 6]
+    assert products[1].image == str((elsewhere / "d.jpg").resolve())
+
+
+def test_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text("\ufeff" + _record("B1") + "\n", encoding="utf-8")
+    (product,), problems = _read(path)
+    assert product.id == "B1" and not problems.problems

@@ -90,7 +90,8 @@ def test_partial_failures_are_reported_not_fatal(garment_catalog: Path, embedder
     catalog.write_text("\n".join(rows[:6] + extra) + "\n")
     catalog_rows = [line.replace("img/", f"{folder}/img/") for line in catalog.read_text().splitlines()]
     catalog.write_text("\n".join(catalog_rows) + "\n")
-    report = build_index([catalog], tmp_path / "idx", BuildOptions(progress=False), embedder)
+    options = BuildOptions(progress=False, image_roots=[folder])  # the images lie beside another catalogue
+    report = build_index([catalog], tmp_path / "idx", options, embedder)
     assert (report.read, report.indexed, report.skipped, report.failed) == (7, 5, 1, 2)
     assert "no such file" in report.failures["bad1"] and "not an image" in report.failures["bad2"]
     store = SearchEngine(tmp_path / "idx", embedder).store

@@ -1,15 +1,20 @@
+import csv
+import gzip
+import json
 from pathlib import Path
 
 import pytest
 
+from firs.catalog.amazon import MAX_LINE_CHARS
 from firs.catalog.csv_reader import parse_column_map, read_csv
+from firs.catalog.fields import parse_price
 from firs.catalog.problems import ProblemLog
 from firs.errors import CatalogError
 
 
-def _read(path: Path, columns=None, strict=False):
+def _read(path: Path, columns=None, strict=False, image_roots=()):
     problems = ProblemLog(strict)
-    return list(read_csv(path, problems, columns)), problems
+    return list(read_csv(path, problems, columns, image_roots)), problems
 
 
 def test_columns_metadata_and_relative_paths(tmp_path: Path) -> None:
@@ -84,3 +89,156 @@ def test_malformed_rows_skipped_with_line_numbers(tmp_path: Path) -> None:
 def test_bad_column_spec() -> None:
     with pytest.raises(CatalogError, match="FIELD=COLUMN"):
         parse_column_map("image")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3.17, 3.17), ("$12.99", 12.99), ("$10.99 - $15.99", 10.99), ("1,299.00", 1299.0), ("", None), ("Sale - $5", 5.0)],
+)
+def test_parse_price_accepts_ordinary_prices(value: object, expected: float | None) -> None:
+    assert parse_price(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("-5", "is negative"),
+        ("-$5", "is negative"),
+        ("$-5", "is negative"),
+        (-5, "is negative"),
+        ("1e999", "is not a finite number"),
+        ("inf", "is not a finite number"),
+        ("nan", "is not a finite number"),
+        (json.loads("1e999"), "is not a finite number"),
+        (float("nan"), "is not a finite number"),
+        ("2e9", "is too large"),
+        (10**400, "is too large"),
+        ("call us", "holds no number"),
+    ],
+)
+def test_parse_price_refuses_absurd_prices(value: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_price(value)
+
+
+def test_bom_is_accepted_plain_and_gzipped(tmp_path: Path) -> None:
+    text = "\ufeffid,image\nx1,a.jpg\n"
+    plain, packed = tmp_path / "bom.csv", tmp_path / "bom.csv.gz"
+    plain.write_text(text, encoding="utf-8")
+    with gzip.open(packed, "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    for path in (plain, packed):
+        (product,), problems = _read(path)
+        assert product.id == "x1" and not problems.problems
+
+
+def test_bad_prices_reported_at_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text(
+        "id,image,price\nn1,a.jpg,-5\nn2,a.jpg,1e999\nok,a.jpg,$3\nn3,a.jpg,inf\nn4,a.jpg,nan\nn5,a.jpg,$-5\n"
+    )
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["ok"]
+    assert [p.line for p in problems.problems] == [2, 3, 5, 6, 7]
+    assert all("field 'price'" in p.reason for p in problems.problems)
+    assert "negative" in problems.problems[0].reason and "not a finite number" in problems.problems[1].reason
+
+
+def test_multi_line_description_is_read_with_its_start_line(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text('id,image,description\nm1,a.jpg,"line one\nline two, with a comma\nsaid ""hi"""\nm2,b.jpg,plain\n')
+    products, problems = _read(path)
+    assert not problems.problems
+    assert products[0].metadata["description"] == 'line one line two, with a comma said "hi"'
+    assert [p.origin for p in products] == [f"{path}:2", f"{path}:5"]
+
+
+def test_unterminated_quote_in_a_key_field_is_reported_and_later_rows_read(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text('id,image,price\nx0,a.jpg,1\nx1,"b.jpg,1\nx2,c.jpg",2\nx3,d.jpg,3\n')
+    products, problems = _read(path)
+    (problem,) = problems.problems
+    assert problem.line == 3 and "fields spanning lines 3–4: unterminated quote?" in problem.reason
+    assert "image" in problem.reason
+    assert [p.id for p in products] == ["x0", "x2", "x3"]  # x2's line is read again on its own
+    assert products[-1].origin == f"{path}:5"
+
+
+def test_unterminated_quote_in_free_text_is_reported_not_merged(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text('id,image,description\na1,a.jpg,"broken\na2,b.jpg,fine\na3,c.jpg,"quoted"\na4,d.jpg,fine\n')
+    products, problems = _read(path)
+    (problem,) = problems.problems
+    assert problem.line == 2 and "lines 2–4" in problem.reason and "unterminated quote" in problem.reason
+    assert [p.id for p in products] == ["a2", "a3", "a4"]
+    assert "broken" not in str([p.metadata for p in products])
+
+
+def test_quote_open_until_end_of_file_is_reported_at_its_start(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text('id,image,description\nz1,a.jpg,ok\nz2,b.jpg,"never closed\nz3,c.jpg,ok\nz4,d.jpg,ok\n')
+    products, problems = _read(path)
+    (problem,) = problems.problems
+    assert problem.line == 3 and "unterminated quote" in problem.reason and "end of the file" in problem.reason
+    assert [p.id for p in products] == ["z1", "z3", "z4"]
+    with pytest.raises(CatalogError, match=r"cat.csv:3: unterminated quote"):
+        _read(path, strict=True)
+
+
+def test_oversized_field_reported_at_its_start_line(tmp_path: Path) -> None:
+    chunk = "y" * (csv.field_size_limit() // 2)
+    path = tmp_path / "cat.csv"
+    path.write_text(f'id,image,description\nok1,a.jpg,x\nbig,b.jpg,"{chunk}\n{chunk}\n{chunk}"\nok2,c.jpg,x\n')
+    products, problems = _read(path)
+    assert problems.problems[0].line == 3 and "field larger than field limit" in problems.problems[0].reason
+    assert all(p.line in (3, 4, 5) for p in problems.problems)
+    assert [p.id for p in products] == ["ok1", "ok2"] and products[1].origin == f"{path}:6"
+
+
+def test_over_long_line_reported_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text(f"id,image,title\nok1,a.jpg,x\nlong,b.jpg,{'t' * (MAX_LINE_CHARS + 10)}\nok2,c.jpg,x\n")
+    products, problems = _read(path)
+    (problem,) = problems.problems
+    assert problem.line == 3 and "longer than" in problem.reason
+    assert [p.id for p in products] == ["ok1", "ok2"]
+
+
+def test_image_paths_outside_the_folder_are_refused(tmp_path: Path) -> None:
+    folder, elsewhere = tmp_path / "cat", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    path = folder / "cat.csv"
+    path.write_text(
+        "id,image\n"
+        "x1,/etc/passwd\n"
+        f"x2,../elsewhere/b.jpg\n"
+        f"x3,{elsewhere}/c.jpg\n"
+        "x4,file:///etc/passwd\n"
+        "x5,img/ok.jpg\n"
+        "x6,img/../../cat/also-ok.jpg\n"
+    )
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["x5", "x6"]
+    assert [p.line for p in problems.problems] == [2, 3, 4, 5]
+    first = problems.problems[0].reason
+    assert first == (
+        f"product x1: image path /etc/passwd is outside the catalogue's folder {folder.resolve()} "
+        "(allow other folders with --image-root DIR)"
+    )
+    assert "../elsewhere/b.jpg" in problems.problems[1].reason
+    assert "unsupported URL scheme 'file'" in problems.problems[3].reason
+    allowed, problems = _read(path, image_roots=[elsewhere])
+    assert [p.id for p in allowed] == ["x2", "x3", "x5", "x6"]
+    assert allowed[0].image == str((elsewhere / "b.jpg").resolve())
+
+
+def test_symlinked_image_leading_outside_is_refused(tmp_path: Path) -> None:
+    folder, secret = tmp_path / "cat", tmp_path / "secret.jpg"
+    folder.mkdir()
+    secret.write_bytes(b"x")
+    (folder / "link.jpg").symlink_to(secret)
+    path = folder / "cat.csv"
+    path.write_text("id,image\nx1,link.jpg\n")
+    products, problems = _read(path)
+    assert not products and "outside the catalogue's folder" in problems.problems[0].reason

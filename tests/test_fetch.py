@@ -1,4 +1,4 @@
-"""Downloads against a local HTTP server this test starts."""
+"""Downloads against a local HTTP server this test starts (on loopback, so with allow_private)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from firs.catalog import fetch
 from firs.catalog.fetch import FetchPolicy, ImageFetcher, cache_name
 from firs.catalog.product import Product
 
 from .conftest import jpeg_bytes
 
 JPEG = jpeg_bytes(Image.new("RGB", (64, 64), "green"))
+OTHER_JPEG = jpeg_bytes(Image.new("RGB", (64, 64), "blue"))
 HITS: Counter[str] = Counter()
 
 
@@ -36,6 +38,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         HITS[self.path] += 1
         if self.path == "/ok.jpg":
             self._send(200, JPEG)
+        elif self.path == "/other.jpg":
+            self._send(200, OTHER_JPEG)
         elif self.path == "/slow.jpg":
             time.sleep(1.5)
             self._send(200, JPEG)
@@ -70,14 +74,15 @@ def server() -> Iterator[str]:
 
 
 def _fetcher(tmp_path: Path) -> ImageFetcher:
-    policy = FetchPolicy(timeout=0.5, retries=2, backoff=0.05, max_bytes=100_000, workers=4)
+    policy = FetchPolicy(timeout=0.5, retries=2, backoff=0.05, max_bytes=100_000, workers=4, allow_private=True)
     return ImageFetcher(tmp_path / "cache", policy)
 
 
 def test_download_cases(server: str, tmp_path: Path) -> None:
     names = ["ok", "slow", "missing", "huge", "page", "moved", "flaky"]
     products = [Product(id=f"P-{name}", image=f"{server}/{name}.jpg") for name in names]
-    results = _fetcher(tmp_path).fetch_all(products, progress=False)
+    fetcher = _fetcher(tmp_path)
+    results = fetcher.fetch_all(products, progress=False)
     ok = results["P-ok"]
     assert ok.error is None and Path(ok.path).read_bytes() == JPEG
     assert Path(ok.path).parent == tmp_path / "cache"
@@ -90,7 +95,8 @@ def test_download_cases(server: str, tmp_path: Path) -> None:
     assert results["P-flaky"].error is None and HITS["/flaky.jpg"] == 3
     for name in ("slow", "missing", "huge", "page"):
         assert results[f"P-{name}"].path is None
-        assert not (tmp_path / "cache" / f"P-{name}.img").exists()
+        assert not fetcher.cached_path(f"{server}/{name}.jpg").exists()
+    assert not list((tmp_path / "cache").glob(".part-*"))
 
 
 def test_rerun_uses_the_cache(server: str, tmp_path: Path) -> None:
@@ -110,5 +116,48 @@ def test_local_paths_and_odd_ids(tmp_path: Path) -> None:
     assert fetcher.fetch_one(Product(id="a", image=str(image))).path == str(image)
     assert "no such file" in fetcher.fetch_one(Product(id="b", image=str(tmp_path / "x.jpg"))).error
     assert "scheme" in fetcher.fetch_one(Product(id="c", image="ftp://host/x.jpg")).error
-    assert cache_name("B00ABC") == "B00ABC"
-    assert cache_name("../../etc/passwd").startswith("id-")
+    assert cache_name("http://h/a.jpg") != cache_name("http://h/b.jpg")
+    assert "/" not in cache_name("http://h/../../etc/passwd")
+
+
+def test_cache_refetches_when_the_url_changes(server: str, tmp_path: Path) -> None:
+    fetcher = _fetcher(tmp_path)
+    first = fetcher.fetch_one(Product(id="B000MOVED", image=f"{server}/ok.jpg"))
+    assert Path(first.path).read_bytes() == JPEG
+    before = HITS["/other.jpg"]
+    changed = fetcher.fetch_one(Product(id="B000MOVED", image=f"{server}/other.jpg"))
+    assert not changed.cached and changed.path != first.path
+    assert Path(changed.path).read_bytes() == OTHER_JPEG and HITS["/other.jpg"] == before + 1
+    again = fetcher.fetch_one(Product(id="B000MOVED", image=f"{server}/other.jpg"))
+    assert again.cached and again.path == changed.path and HITS["/other.jpg"] == before + 1
+
+
+def test_an_unexpected_exception_is_a_failed_result(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(data: bytes, name: str) -> None:
+        raise RuntimeError("decoder fell over")
+
+    monkeypatch.setattr(fetch, "decode_image", broken)
+    products = [Product(id="a", image=f"{server}/ok.jpg"), Product(id="b", image=f"{server}/other.jpg")]
+    results = _fetcher(tmp_path).fetch_all(products, progress=False)
+    assert {r.error for r in results.values()} == {"RuntimeError: decoder fell over"}
+    assert all(r.path is None for r in results.values())
+
+
+def test_interrupt_cancels_what_has_not_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+
+    def fetch_one(self: ImageFetcher, product: Product) -> fetch.FetchResult:
+        started.append(product.id)
+        if product.id == "0":
+            raise KeyboardInterrupt
+        time.sleep(0.01)
+        return fetch.FetchResult(product.id, "x")
+
+    monkeypatch.setattr(ImageFetcher, "fetch_one", fetch_one)
+    fetcher = ImageFetcher(tmp_path, FetchPolicy(workers=1))
+    with pytest.raises(KeyboardInterrupt):
+        fetcher.fetch_all([Product(id=str(n), image="x") for n in range(200)], progress=False)
+    time.sleep(0.05)
+    assert len(started) < 200

@@ -49,3 +49,33 @@ def test_corrupt_gzip_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(CatalogError, match="cannot read"):
         read_catalog([path])
+
+
+def test_image_roots_reach_every_reader(tmp_path: Path) -> None:
+    folder, shared = tmp_path / "cat", tmp_path / "shared"
+    folder.mkdir()
+    shared.mkdir()
+    a = folder / "a.csv"
+    a.write_text(f"id,image\nx1,{shared}/1.jpg\n")
+    b = folder / "meta.json"
+    b.write_text(f'{{"asin": "B1", "imUrl": "{shared}/2.jpg"}}\n')
+    products, problems = read_catalog([a, b])
+    assert not products and [(p.path, p.line) for p in problems.problems] == [(str(a), 2), (str(b), 1)]
+    products, problems = read_catalog([a, b], image_roots=[shared])
+    assert [p.id for p in products] == ["x1", "B1"] and not problems.problems
+
+
+def test_folder_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "photos", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (8, 8), "red").save(root / "inside.jpg")
+    Image.new("RGB", (8, 8), "blue").save(outside / "secret.jpg")
+    (root / "sneaky.jpg").symlink_to(outside / "secret.jpg")
+    (root / "alias.jpg").symlink_to(root / "inside.jpg")
+    products, problems = read_catalog([root])
+    assert sorted(p.id for p in products) == ["alias", "inside"]
+    (problem,) = problems.problems
+    assert problem.path == str(root / "sneaky.jpg") and "outside the catalogue's folder" in problem.reason
+    products, problems = read_catalog([root], image_roots=[outside])
+    assert sorted(p.id for p in products) == ["alias", "inside", "sneaky"] and not problems.problems

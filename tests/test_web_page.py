@@ -4,15 +4,11 @@ app on localhost with a generated catalogue. Screenshots are kept in test-artifa
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import skimage.data
-import uvicorn
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -20,32 +16,16 @@ from firs.search.engine import SearchEngine
 from firs.service.app import create_app
 from firs.vision.embedder import Embedder
 
+from .helpers import served
+
 CHROMIUM = os.environ.get("FIRS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("FIRS_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(garment_index: Path, embedder: Embedder) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(SearchEngine(garment_index, embedder)), host="127.0.0.1", port=port, log_level="warning"
-    )
-    app_server = uvicorn.Server(config)
-    thread = threading.Thread(target=app_server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not app_server.started:
-        assert time.time() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    app_server.should_exit = True
-    thread.join(10)
+    with served(create_app(SearchEngine(garment_index, embedder))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

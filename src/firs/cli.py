@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,21 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per download attempt")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds a download may wait for the server")
+    p.add_argument("--deadline", type=float, default=60.0, help="seconds one download may take in all")
+    p.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="fetch image URLs on loopback, private and link-local addresses (refused by default)",
+    )
+    p.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="repeatable: a folder local image paths may lie in besides the catalogue's own",
+    )
     p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch")
     p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
@@ -111,6 +128,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="searches run at once, each with cores/N torch threads (default: one per core)",
     )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="repeatable: a Host name to answer besides the listening address and localhost",
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -151,7 +175,14 @@ def _run_build(args: argparse.Namespace) -> int:
         fmt=args.format,
         strict=args.strict,
         columns=parse_column_map(args.columns),
-        fetch=FetchPolicy(timeout=args.timeout, retries=args.retries, workers=args.workers),
+        fetch=FetchPolicy(
+            timeout=args.timeout,
+            deadline=args.deadline,
+            retries=args.retries,
+            workers=args.workers,
+            allow_private=args.allow_private_urls,
+        ),
+        image_roots=args.image_root,
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
@@ -249,7 +280,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     workers = default_threads() if args.workers is None else args.workers
     if workers < 1:
         raise FirsError(f"--workers must be at least 1, got {workers}")
-    serve(args.index, args.host, args.port, workers)
+    serve(args.index, args.host, args.port, workers, args.allowed_host)
     return 0
 
 
@@ -269,11 +300,18 @@ COMMANDS = {
 }
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so an interrupted build removes its half-made index."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .runtime import tune_allocator
 
     tune_allocator()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except FirsError as exc:
@@ -282,6 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"firs {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's input: one line, the trace on request
+        if os.environ.get("FIRS_DEBUG"):
+            raise
+        print(
+            f"firs {args.command}: internal error: {exc.__class__.__name__}: {exc} (FIRS_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

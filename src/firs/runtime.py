@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
@@ -23,6 +24,13 @@ def tune_allocator() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
     except (OSError, AttributeError):
         pass
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc malloc_trim): the allocator is tuned
+    to keep it for inference, so after a burst of large uploads the process would stay big."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def default_threads() -> int:

@@ -25,6 +25,7 @@ class Prepared:
     arrays: dict[str, np.ndarray]  # view -> prepared CHW array
     note: str  # how the views were made
     tags: list[Tag] = field(default_factory=list)  # labels read off the picture (colour, region)
+    picture: bytes = b""  # the picture the index keeps and serves (JPEG, see index/images.py)
 
 
 # (product id, image path) -> the prepared views
@@ -51,8 +52,11 @@ def _prefetch(
             return load(product_id, path)
         except ImageError as exc:
             return str(exc)
+        except Exception as exc:  # one odd image must not abort a build: it fails, with the reason
+            return f"{path}: cannot process ({exc.__class__.__name__}: {exc})"
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         pending: deque[tuple[str, Future[_Outcome]]] = deque()
         for product_id, path in items:
             pending.append((product_id, pool.submit(task, product_id, path)))
@@ -62,6 +66,8 @@ def _prefetch(
         while pending:
             first_id, future = pending.popleft()
             yield first_id, future.result()
+    finally:  # on Ctrl-C or SIGTERM too: queued images are dropped, not waited for
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def embed_images(
@@ -72,9 +78,11 @@ def embed_images(
     workers: int = 2,
     progress: bool = True,
     classify_view: str | None = None,
+    keep: Callable[[str, Prepared], None] | None = None,
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.
-    `classify_view`: the view whose ImageNet probabilities become each product's type labels."""
+    `classify_view`: the view whose ImageNet probabilities become each product's type labels;
+    `keep` is given every prepared image as it comes (the build stores its picture)."""
     result = EmbedResult()
     blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
@@ -99,6 +107,8 @@ def embed_images(
             result.failures[product_id] = prepared or "unknown error"
             bar.update(1)
             continue
+        if keep is not None:
+            keep(product_id, prepared)
         result.notes[prepared.note] += 1
         result.tags[product_id] = prepared.tags
         for view, array in prepared.arrays.items():

@@ -17,6 +17,7 @@ from ..catalog.store import ProductStore
 from ..errors import CatalogError
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
+from ..index.images import ImageStore, display_jpeg
 from ..index.postings import Postings
 from ..index.shards import write_shards
 from ..index.whitening import fit_whitening
@@ -39,6 +40,7 @@ class BuildOptions:
     whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     hnsw: HnswParams = field(default_factory=HnswParams)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    image_roots: list[Path] = field(default_factory=list)  # folders local images may lie in, besides the catalogue's
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
@@ -75,7 +77,8 @@ def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories
         image = load_image(path)
         view, note, region = fine_view(image, categories.get(product_id, []), localiser)
         tags = colour_tags(view) + ([region_tag(region)] if region else [])
-        return Prepared({"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}, note, tags)
+        arrays = {"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}
+        return Prepared(arrays, note, tags, display_jpeg(image))
 
     return load
 
@@ -91,7 +94,9 @@ def build_index(
     options = options or BuildOptions()
     report = BuildReport()
     clock = time.perf_counter()
-    products, problems = read_catalog(sources, options.fmt, options.strict, options.columns)
+    products, problems = read_catalog(
+        sources, options.fmt, options.strict, options.columns, image_roots=options.image_roots
+    )
     report.read, report.problems, report.skipped = len(products), problems.problems, len(problems.problems)
     report.seconds["read"] = time.perf_counter() - clock
     if not products:
@@ -119,9 +124,18 @@ def build_index(
         embedder = embedder or Embedder(options.embedder, threads=options.threads)
         localiser = localiser or GarmentLocaliser()
         load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
+        pictures = ImageStore.create(staging / layout.IMAGES)
         embedded = embed_images(
-            items, embedder, load, options.batch_size, progress=options.progress, classify_view="fine"
+            items,
+            embedder,
+            load,
+            options.batch_size,
+            progress=options.progress,
+            classify_view="fine",
+            keep=lambda product_id, prepared: pictures.put(product_id, prepared.picture),
         )
+        pictures.commit()
+        pictures.close()
         for product_id, reason in embedded.failures.items():
             report.failures[product_id] = reason
             store.set_status(product_id, "failed", reason)

@@ -2,6 +2,7 @@
 
 2014: one Python dict literal per line (single quotes) -> ast.literal_eval, never eval.
 2018: strict JSON lines. Both: the product id is the ASIN.
+Local image paths are taken from the file's folder and must stay inside it (see paths.py).
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from .fields import clean_text, parse_price
+from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
+
+MAX_LINE_CHARS = 1_000_000
 
 _KNOWN = {
     "asin",
@@ -36,25 +40,72 @@ _KNOWN = {
 _TEXT_EXTRAS = ("description", "main_cat", "color", "gender", "details")
 
 
-def open_text(path: Path) -> TextIO:
-    """Open a text file, transparently gunzipping .gz files."""
+def open_text(path: Path, newline: str | None = None) -> TextIO:
+    """Open a UTF-8 text file (a leading BOM dropped), transparently gunzipping .gz files."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline=newline)
+    return path.open("r", encoding="utf-8-sig", errors="replace", newline=newline)
+
+
+class LineTooLong(Exception):
+    """A line over the length limit; the rest of it has been read past."""
+
+    def __init__(self, number: int, limit: int) -> None:
+        super().__init__(f"line {number} is longer than {limit:,} characters")
+        self.number = number
+
+
+class LineReader:
+    """The lines of a text handle, numbered from 1, never holding more than `limit` characters of one.
+
+    A longer line raises LineTooLong from __next__; iteration can go on with the line after it.
+    """
+
+    def __init__(self, handle: TextIO, limit: int = MAX_LINE_CHARS) -> None:
+        self.handle = handle
+        self.limit = limit
+        self.number = 0  # of the last line read
+
+    def __iter__(self) -> LineReader:
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(self.limit + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > self.limit and not line.endswith(("\n", "\r")):
+            self._skip_rest_of_line()
+            raise LineTooLong(self.number, self.limit)
+        return line
+
+    def _skip_rest_of_line(self) -> None:
+        while True:
+            chunk = self.handle.readline(self.limit)
+            if not chunk or chunk.endswith(("\n", "\r")):
+                return
 
 
 def parse_record(line: str) -> dict[str, Any]:
-    """A JSON object (2018) or a Python dict literal (2014)."""
+    """A JSON object (2018) or a Python dict literal (2014); ValueError says why not."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
-        try:
-            record = ast.literal_eval(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise ValueError(f"neither JSON nor a Python dict literal ({exc.__class__.__name__})") from None
+        record = _literal(line)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise ValueError(f"unreadable JSON ({exc.__class__.__name__}: {str(exc)[:100]})") from None
     if not isinstance(record, dict):
         raise ValueError(f"a line must hold one object, found {type(record).__name__}")
     return record
+
+
+def _literal(line: str) -> Any:
+    try:
+        return ast.literal_eval(line)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"neither JSON nor a Python dict literal ({exc.__class__.__name__})") from None
 
 
 def _categories(record: dict[str, Any]) -> list[str]:
@@ -73,9 +124,7 @@ def _categories(record: dict[str, Any]) -> list[str]:
 
 
 def _image(record: dict[str, Any]) -> str:
-    if record.get("imUrl"):
-        return str(record["imUrl"]).strip()
-    for key in ("imageURLHighRes", "imageURL"):
+    for key in ("imUrl", "imageURLHighRes", "imageURL"):
         urls = record.get(key)
         if isinstance(urls, str) and urls.strip():
             return urls.strip()
@@ -86,14 +135,21 @@ def _image(record: dict[str, Any]) -> str:
     return ""
 
 
-def record_to_product(record: dict[str, Any], origin: str) -> Product:
-    """One metadata record as a Product; ValueError names the bad field."""
+def record_to_product(record: dict[str, Any], origin: str, images: ImageRoots) -> Product:
+    """One metadata record as a Product; ValueError names the bad field.
+
+    A local image path is taken from `images.folder` and must lie inside one of `images`' roots.
+    """
     asin = clean_text(record.get("asin"))
     if not asin:
         raise ValueError("field 'asin' is missing or empty")
     image = _image(record)
     if not image:
         raise ValueError(f"product {asin}: no image (fields 'imUrl', 'imageURLHighRes', 'imageURL')")
+    try:
+        image = images.resolve(image)
+    except ValueError as exc:
+        raise ValueError(f"product {asin}: {exc}") from None
     try:
         price = parse_price(record.get("price"))
     except ValueError as exc:
@@ -121,14 +177,38 @@ def record_to_product(record: dict[str, Any], origin: str) -> Product:
     )
 
 
-def read_amazon(path: Path, problems: ProblemLog) -> Iterator[Product]:
-    """Products of an Amazon metadata file; bad lines go to `problems`."""
+def read_amazon(path: Path, problems: ProblemLog, image_roots: Sequence[Path] = ()) -> Iterator[Product]:
+    """Products of an Amazon metadata file; bad lines go to `problems`.
+
+    Local images must lie in the file's folder or in one of `image_roots`.
+    """
+    images = ImageRoots.of(path.parent, image_roots)
     with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
+        lines = LineReader(handle)
+        while True:
+            try:
+                line = next(lines).strip()
+            except StopIteration:
+                return
+            except LineTooLong as exc:
+                problems.report(str(path), exc.number, f"{exc}; skipped")
+                continue
             if not line:
                 continue
-            try:
-                yield record_to_product(parse_record(line), f"{path}:{number}")
-            except ValueError as exc:
-                problems.report(str(path), number, str(exc))
+            product = _line_to_product(line, f"{path}:{lines.number}", images)
+            if isinstance(product, str):
+                problems.report(str(path), lines.number, product)
+            else:
+                yield product
+
+
+def _line_to_product(line: str, origin: str, images: ImageRoots) -> Product | str:
+    """The line's product, or why it has none."""
+    try:
+        return record_to_product(parse_record(line), origin, images)
+    except ValueError as exc:
+        return str(exc)
+    except RecursionError:
+        return "record nested too deeply"
+    except (TypeError, MemoryError) as exc:  # a hostile record that parsed but breaks a field conversion
+        return f"unreadable record ({exc.__class__.__name__}: {str(exc)[:100]})"

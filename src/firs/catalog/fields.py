@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 
-_PRICE = re.compile(r"(\d[\d,]*(?:\.\d+)?)")
+MAX_PRICE = 1e9
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?")
+# A minus right before the number, perhaps around one currency sign: "-5", "-$5", "$-5", "- 5".
+# "Sale - $5" is not negative: a spaced dash before the currency sign reads as a separator.
+_MINUS_BEFORE = re.compile(r"-[^\w\s-]?\s*$")
+_NON_FINITE = re.compile(r"\b(?:nan|inf|infinity)\b", re.IGNORECASE)
 
 
 def clean_text(value: object) -> str:
@@ -22,22 +28,52 @@ def clean_text(value: object) -> str:
 
 
 def parse_price(value: object) -> float | None:
-    """A price from 3.17, "$12.99", "$10.99 - $15.99" (the lower bound) or "" (None).
+    """A price from 3.17, "$12.99", "$10.99 - $15.99" (the lower bound), "1,299.00" or "" (None).
 
-    Raises ValueError for text that holds no number at all ("call us").
+    Raises ValueError for text that holds no number at all ("call us") and for prices that are
+    negative ("-$5", "$-5"), not finite ("1e999", "nan", inf from JSON) or above MAX_PRICE.
     """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError(f"price {value!r} is not a number")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"price {value!r} is negative")
-        return float(value)
+        return _checked_price(_as_float(value, _shown(value)), _shown(value))
     text = clean_text(value)
     if not text:
         return None
-    match = _PRICE.search(text)
+    return _checked_price(_number_in(text), _shown(text))
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:  # str() refuses ints of over 4300 digits
+        return f"(an integer of {value.bit_length()} bits)"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _as_float(number: int | float | str, shown: str) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # an int of hundreds of digits
+        raise ValueError(f"price {shown} is too large (over {MAX_PRICE:,.0f})") from None
+
+
+def _number_in(text: str) -> float:
+    match = _NUMBER.search(text)
     if not match:
-        raise ValueError(f"price {text!r} holds no number")
-    return float(match.group(1).replace(",", ""))
+        if _NON_FINITE.search(text):
+            raise ValueError(f"price {_shown(text)} is not a finite number")
+        raise ValueError(f"price {_shown(text)} holds no number")
+    number = _as_float(match.group().replace(",", ""), _shown(text))
+    return -number if _MINUS_BEFORE.search(text, 0, match.start()) else number
+
+
+def _checked_price(number: float, shown: str) -> float:
+    if not math.isfinite(number):
+        raise ValueError(f"price {shown} is not a finite number")
+    if number < 0:
+        raise ValueError(f"price {shown} is negative")
+    if number > MAX_PRICE:
+        raise ValueError(f"price {shown} is too large (over {MAX_PRICE:,.0f})")
+    return abs(number)  # -0.0 -> 0.0

@@ -155,11 +155,10 @@ class ProductStore:
             )
         return out
 
-    def worn_image(self) -> str | None:
-        """A local image of a product the localiser found worn by a person, if any."""
+    def worn_product(self) -> str | None:
+        """The id of a product the localiser found worn by a person, if any."""
         row = self.db.execute(
-            "SELECT p.image_path FROM tags t JOIN products p ON p.idx = t.idx"
-            " WHERE t.source = 'region' AND p.image_path IS NOT NULL LIMIT 1"
+            "SELECT p.id FROM tags t JOIN products p ON p.idx = t.idx WHERE t.source = 'region' LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
@@ -270,10 +269,12 @@ def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
         category=categories[-1] if categories else "",
         categories=categories,
         price=row["price"],
-        image=row["image_path"] or row["image_source"],
-        image_source=row["image_source"],
+        image=public_image(row["image_source"]),
         status=row["status"],
     )
-    if row["reason"]:
-        record["reason"] = row["reason"]
     return record
+
+
+def public_image(source: str) -> str:
+    """A product's image as answers show it: its web address, never a path on this machine."""
+    return source if source.startswith(("http://", "https://")) else ""

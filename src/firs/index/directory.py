@@ -4,36 +4,41 @@
       manifest.json        format version, embedder identity, views, counts, checksums
       products.sqlite      the product store: products, their labels, a full-text index
       tags.npz             the inverted tag index: label -> ANN labels (index/postings.py)
+      images.sqlite        the product pictures the service sends (index/images.py)
       views/<view>/        one per search view (simple: whole photo; fine: the item alone)
         whitening.npz      the catalogue-fitted whitening (mean, projection)
         ann.faiss          the HNSW graph (faiss) over whitened vectors; label = products.idx
         features/part-*.parquet   raw features: rebuild any index without re-embedding
 
-A build writes into a sibling temporary folder and renames it into place at the end,
-so a build that fails midway leaves the previous index untouched.
+INDEX_DIR is a symlink to one build in `.INDEX_DIR.versions/`; a build writes a new
+folder there and swaps the link in one rename at the end, so the path always holds a
+complete index, and a build that fails midway leaves the previous one untouched.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexFormatError
 from ..files import sha256_file
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
 ANN = "ann.faiss"
 FEATURES = "features"
 POSTINGS = "tags.npz"
+IMAGES = "images.sqlite"
 
 
 def view_dir(view: str) -> str:
@@ -50,24 +55,143 @@ def checksums(folder: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
+def versions_dir(target: Path) -> Path:
+    """Where the builds of `target` live; `target` itself is a symlink to one of them."""
+    return target.parent / f".{target.name}.versions"
+
+
+def _pid_alive(name: str) -> bool:
+    """Whether the process that named a folder `STAMP-PID-...` still runs."""
+    parts = name.split("-")
+    if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) <= 0:
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_leftovers(target: Path) -> list[Path]:
+    """Remove what interrupted builds of `target` left (staging folders of dead processes,
+    versions nothing points to, half-made links); if `target` itself is gone, point it at
+    the newest complete version first. Returns what was removed."""
+    versions = versions_dir(target)
+    live = target.resolve() if target.is_symlink() else None
+    if not target.exists() and not target.is_symlink() and versions.is_dir():
+        complete = sorted(v for v in versions.iterdir() if (v / MANIFEST).is_file() and not _pid_alive(v.name))
+        if complete:
+            _point(target, complete[-1])
+            live = complete[-1].resolve()
+    removed: list[Path] = []
+    candidates = list(versions.iterdir()) if versions.is_dir() else []
+    candidates += [*target.parent.glob(f".{target.name}.link-*"), *target.parent.glob(f".{target.name}.building-*")]
+    for path in candidates:
+        if path.resolve() == live or (path.parent == versions and _pid_alive(path.name)):
+            continue
+        if path.name.startswith(f".{target.name}.link-") and _pid_alive("x-" + path.name.rsplit("-", 1)[1]):
+            continue
+        _remove(path)
+        removed.append(path)
+    return removed
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Every file and folder of a finished build on disk before it is published."""
+    for path in [*folder.rglob("*"), folder]:
+        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def _point(target: Path, version: Path) -> Path | None:
+    """Make `target` a symlink to `version` in one atomic step (rename over the old link).
+    Returns where a real folder that stood at `target` went, if one did."""
+    link = target.parent / f".{target.name}.link-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(version, target.parent), link)
+    if target.is_dir() and not target.is_symlink():
+        # An index folder from before versions (or copied in by hand): swap it with the link
+        # atomically where the system can; else move it aside first (the next build repairs
+        # a crash between the two steps, see clean_leftovers).
+        displaced = versions_dir(target) / f"00000000T000000-0-{target.name}"
+        if _exchange(link, target):
+            os.replace(link, displaced)
+        else:
+            os.replace(target, displaced)
+            os.replace(link, target)
+    else:
+        displaced = None
+        os.replace(link, target)
+    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return displaced
+
+
 @contextmanager
 def atomic_index_dir(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; on success it replaces `target`."""
+    """Yield a fresh folder for a build of `target`; on success `target` points to it.
+
+    `target` is a symlink into `.NAME.versions/`, swapped by one rename, so the path holds
+    a complete index, the old or the new, whenever the build is interrupted (even kill -9 or
+    a power cut). A failed or interrupted build removes its folder; what a killed one left
+    is removed by the next build.
+    """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
+    target = target.parent.resolve() / target.name
+    if target.is_dir() and not target.is_symlink() and not (target / MANIFEST).is_file() and any(target.iterdir()):
         raise IndexFormatError(f"{target} exists and is not a FIRS index (no {MANIFEST}); refusing to replace it")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise IndexFormatError(f"{target} exists and is not a folder; refusing to replace it")
+    clean_leftovers(target)
+    versions = versions_dir(target)
+    versions.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    staging = Path(tempfile.mkdtemp(prefix=f"{stamp}-{os.getpid()}-", dir=versions))
     try:
         yield staging
+        _fsync_tree(staging)
+        previous = target.resolve() if target.is_symlink() else None
+        displaced = _point(target, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        with suppress(OSError):
+            versions.rmdir()  # only if empty: no other build and no live version
         raise
-    retired = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    if previous is not None and previous.parent == versions.resolve() and previous != staging.resolve():
+        displaced = previous
+    if displaced is not None:
+        shutil.rmtree(displaced, ignore_errors=True)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

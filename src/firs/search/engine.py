@@ -15,10 +15,11 @@ from ..catalog.store import ProductStore
 from ..errors import FirsError, IndexFormatError, QueryError
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
+from ..index.images import ImageStore
 from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
-from ..vision.decode import decode_image, read_bytes
+from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, GarmentLocaliser
 from .filters import Condition
@@ -74,6 +75,11 @@ class Query:
             raise QueryError(f"top-k must be between 1 and {MAX_K}, got {self.k}")
         if self.mode in ("fine", "tag") and "fine" not in engine.views:
             raise QueryError(f"{engine.index_dir} has no fine view; rebuild it with this FIRS")
+
+
+def _region_answer(region: dict[str, Any], photo: Photo) -> dict[str, Any]:
+    """A region as answered: its box in the uploaded image's own pixels (after EXIF orientation)."""
+    return {**region, "box": photo.to_original(region["box"])}
 
 
 class _Clock:
@@ -148,12 +154,14 @@ class SearchEngine:
         threads: int | None = None,
         localiser: GarmentLocaliser | None = None,
     ) -> None:
-        self.index_dir = Path(index_dir)
+        # The version the index path points to now: a build that swaps it while this engine
+        # opens or serves changes nothing under it.
+        self.index_dir = Path(index_dir).resolve()
         self.manifest = layout.read_manifest(self.index_dir)
         views = self.manifest.get("views")
         if not isinstance(views, dict) or "simple" not in views:
             raise IndexFormatError(f"{self.index_dir}: manifest lists no search views")
-        needed = [layout.STORE, layout.POSTINGS]
+        needed = [layout.STORE, layout.POSTINGS, layout.IMAGES]
         for view in views:
             needed += [f"{layout.view_dir(view)}/{layout.WHITENING}", f"{layout.view_dir(view)}/{layout.ANN}"]
         layout.verify_files(self.index_dir, self.manifest, needed, full=verify)
@@ -175,6 +183,7 @@ class SearchEngine:
                 raise IndexFormatError(f"{folder / layout.WHITENING}: unreadable ({exc})") from None
             self.views[view] = _View(whitening, AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params))
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
+        self.pictures = ImageStore.open_readonly(self.index_dir / layout.IMAGES)
         self.postings = Postings.load(self.index_dir / layout.POSTINGS)
         self._localiser = localiser
 
@@ -284,7 +293,9 @@ class SearchEngine:
         image = query.image
         assert image is not None
         data = image if isinstance(image, bytes) else read_bytes(image)
-        picture = decode_image(data, "query" if isinstance(image, bytes) else str(image))
+        photo = decode_photo(data, "query" if isinstance(image, bytes) else str(image))
+        picture = photo.image
+        extra["image_size"] = list(photo.size)
         clock.lap("decode")
         if query.mode == "simple":
             vector, _ = self.vector_of(picture, "simple")
@@ -317,7 +328,7 @@ class SearchEngine:
             else:
                 (vector, probabilities), near = self.vector_of(item.view, "fine"), None
             clock.add("embed")
-            restrict, entry = allowed, {"region": item.region.as_dict()}
+            restrict, entry = allowed, {"region": _region_answer(item.region.as_dict(), photo)}
             if query.mode == "tag":
                 region = None if located.fallback else item.region.name
                 voted = vote_types(near if near is not None else self.nearest_labels(vector))
@@ -351,9 +362,10 @@ class SearchEngine:
         if "fine" in self.views:
             # A catalogue photo of a person, when there is one: the pose landmark model only
             # runs (and pays its first-call cost) once a person has been detected.
-            worn = self.store.worn_image()
+            worn = self.store.worn_product()
+            data = self.pictures.get(worn) if worn else None
             try:
-                picture = decode_image(read_bytes(worn), worn) if worn else blank
+                picture = decode_image(data, "a worn catalogue picture") if data else blank
             except FirsError:
                 picture = blank
             self.localiser.locate(picture, strict=False)

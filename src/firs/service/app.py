@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -26,16 +27,22 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import FirsError, ImageError, QueryError
+from ..errors import ImageError, QueryError
+from ..index.images import DISPLAY_SIDE
+from ..runtime import release_memory
 from ..search import engine as search
 from ..search.filters import parse_where
 from ..vision.decode import sniff_media_type
 from .cache import LruCache, cache_key
+from .guards import BodyLimit, HostCheck
 from .pool import BoundedPool, Busy
+from .schema import ErrorBody, error_responses
 
 STATIC = Path(__file__).parent / "static"
-THUMBNAIL_SIDES = (128, 256, 512)
+THUMBNAIL_SIDES = (128, 256, DISPLAY_SIDE)
 THUMBNAILS_KEPT = 2048  # product thumbnails kept in memory
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+log = logging.getLogger("firs.service")
 
 
 @dataclass
@@ -45,6 +52,7 @@ class ServiceOptions:
     cache_size: int = 256
     max_upload_bytes: int = 10 * 1024 * 1024
     retry_after_s: int = 1
+    allowed_hosts: tuple[str, ...] = ("*",)  # Host headers answered (serve() narrows it)
 
 
 class ApiError(Exception):
@@ -54,7 +62,7 @@ class ApiError(Exception):
 
 
 class TextSearch(BaseModel):
-    text: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, max_length=500, pattern=r"\w", description="words; at least one letter or digit")
     top_k: int = Field(default=10, ge=1, le=search.MAX_K)
     where: list[str] = Field(default_factory=list)
 
@@ -63,9 +71,9 @@ def _error(status: int, error: str, detail: Any = None, headers: dict[str, str] 
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-def _thumbnail(path: str, side: int) -> bytes:
-    """A product image scaled to at most `side` pixels, as JPEG."""
-    with Image.open(path) as image:
+def _thumbnail(jpeg: bytes, side: int) -> bytes:
+    """A stored product picture scaled to at most `side` pixels, as JPEG."""
+    with Image.open(io.BytesIO(jpeg)) as image:
         image = image.convert("RGB")
         image.thumbnail((side, side))
         buffer = io.BytesIO()
@@ -75,7 +83,7 @@ def _thumbnail(path: str, side: int) -> bytes:
 
 def create_app(engine: search.SearchEngine, options: ServiceOptions | None = None) -> FastAPI:
     options = options or ServiceOptions()
-    pool = BoundedPool(options.workers, options.queue)
+    pool = BoundedPool(options.workers, options.queue, on_idle=release_memory)
     cache: LruCache[str, dict[str, Any]] = LruCache(options.cache_size)
     thumbnails: LruCache[tuple[str, int], bytes] = LruCache(THUMBNAILS_KEPT)
     started = time.time()
@@ -91,8 +99,10 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
     app = FastAPI(
         title="FIRS",
         version=__version__,
-        description="Street-to-shop fashion search: upload a photo, get the matching products.",
+        description="Street-to-shop fashion search: upload a photo, get the matching products. "
+        "Every error is JSON {error, detail}.",
         lifespan=lifespan,
+        responses={422: {"model": ErrorBody, "description": "a bad parameter or an unusable image"}},
     )
 
     @app.exception_handler(ApiError)
@@ -109,14 +119,12 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers a body it cannot parse (a broken multipart upload) with 400.
         return _error(exc.status_code, str(exc.detail), None, dict(exc.headers or {}))
 
-    @app.middleware("http")
-    async def _limit_upload(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if request.method == "POST" and length and length.isdigit() and int(length) > options.max_upload_bytes + 65536:
-            return _error(413, f"upload of {length} bytes is over the {options.max_upload_bytes}-byte limit")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=options.max_upload_bytes + 65536)
+    if "*" not in options.allowed_hosts:
+        app.add_middleware(HostCheck, allowed=options.allowed_hosts)
 
     async def run(fn: Any) -> Any:
         try:
@@ -130,8 +138,9 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             ) from None
         except (ImageError, QueryError) as exc:
             raise ApiError(422, str(exc)) from None
-        except FirsError as exc:
-            raise ApiError(500, str(exc)) from None
+        except Exception as exc:  # never a bare 500: say what failed, keep the trace in the log
+            log.exception("search failed")
+            raise ApiError(422, f"this request could not be processed ({exc.__class__.__name__}: {exc})") from None
 
     def conditions(where: list[str]) -> list[Any]:
         try:
@@ -139,15 +148,19 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
 
-    @app.post("/api/search", summary="Search with a photo (multipart field `image`)")
+    @app.post(
+        "/api/search",
+        summary="Search with a photo (multipart field `image`)",
+        responses=error_responses(400, 413, 415, 422, 503),
+    )
     async def search_photo(
         image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP, GIF, BMP or TIFF")],
-        mode: Annotated[str, Query(pattern="^(simple|fine|tag)$")] = "simple",
+        mode: Annotated[Literal["simple", "fine", "tag"], Query()] = "simple",
         top_k: Annotated[int, Query(ge=1, le=search.MAX_K)] = 10,
-        region: Annotated[str, Query(pattern="^(auto|upper|lower|full|feet)$")] = "auto",
+        region: Annotated[Literal["auto", "upper", "lower", "full", "feet"], Query()] = "auto",
         all_items: bool = False,
         text: Annotated[str | None, Query(max_length=500)] = None,
-        where: Annotated[list[str] | None, Query()] = None,
+        where: Annotated[list[str] | None, Query(description="FIELD=VALUE, FIELD!=VALUE, price<=N, price>=N")] = None,
     ) -> JSONResponse:
         data = await image.read(options.max_upload_bytes + 1)
         if len(data) > options.max_upload_bytes:
@@ -158,7 +171,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         if media is None:
             raise ApiError(
                 415,
-                f"{image.filename or 'upload'} is not an image FIRS can read (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+                "the upload is not an image FIRS can read (JPEG, PNG, WebP, GIF, BMP, TIFF)",
                 {"declared_type": image.content_type, "first_bytes": data[:8].hex()},
             )
         params = {"mode": mode, "top_k": top_k, "region": region, "all_items": all_items, "text": text}
@@ -181,7 +194,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         cache.put(key, answer)
         return JSONResponse({**answer, "cached": False})
 
-    @app.post("/api/search/text", summary="Search by words")
+    @app.post("/api/search/text", summary="Search by words", responses=error_responses(422, 503))
     async def search_text(body: TextSearch) -> JSONResponse:
         query = search.Query(text=body.text, k=body.top_k, where=conditions(body.where))
         return JSONResponse((await run(lambda: engine.search(query))).as_dict())
@@ -192,43 +205,61 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             raise ApiError(404, f"no product {product_id!r} in this index")
         return record
 
-    @app.get("/api/products/{product_id}", summary="A product's metadata and labels")
-    async def product(product_id: str) -> JSONResponse:
-        record = product_or_404(product_id)
-        label = engine.store.label_of(product_id)
-        tags = engine.store.tags_of([label]).get(label, []) if label is not None else []
-        return JSONResponse({**record, "labels": tags})
-
-    @app.get("/api/products/{product_id}/image", summary="A product's image (size: longest side of a thumbnail)")
+    # Product ids may hold '/', so the id is a path parameter and the longer routes come first.
+    @app.get(
+        "/api/products/{product_id:path}/image",
+        summary="A product's picture (size: longest side of a thumbnail)",
+        responses={
+            **error_responses(404, 422),
+            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        },
+        response_class=Response,
+    )
     async def product_image(
-        product_id: str, size: Annotated[int | None, Query(description="128, 256 or 512")] = None
+        product_id: str,
+        size: Annotated[
+            int | None, Query(description="128, 256 or 512 pixels", json_schema_extra={"enum": list(THUMBNAIL_SIDES)})
+        ] = None,
     ) -> Response:
-        record = product_or_404(product_id)
-        path = record.get("image") or ""
-        if path.startswith(("http://", "https://")) or not Path(path).is_file():
-            raise ApiError(404, f"product {product_id!r}: its image is not stored locally", {"image": path})
-        headers = {"Cache-Control": "public, max-age=86400"}
-        if size is None:
-            with open(path, "rb") as handle:  # the signature only: FileResponse streams the rest
-                media_type = sniff_media_type(handle.read(16))
-            return FileResponse(path, headers=headers, media_type=media_type)
-        if size not in THUMBNAIL_SIDES:
+        if size is not None and size not in THUMBNAIL_SIDES:
             raise ApiError(422, f"bad parameter size: {size} (use {', '.join(map(str, THUMBNAIL_SIDES))})")
-        data = thumbnails.get((path, size))
+        product_or_404(product_id)
+        picture = engine.pictures.get(product_id)
+        if picture is None:
+            raise ApiError(404, f"product {product_id!r} has no picture in this index (its image failed at build)")
+        headers = {"Cache-Control": "public, max-age=86400"}
+        if size is None or size >= DISPLAY_SIDE:
+            return Response(picture, media_type="image/jpeg", headers=headers)
+        data = thumbnails.get((product_id, size))
         if data is None:
-            data = await run(lambda: _thumbnail(path, size))
-            thumbnails.put((path, size), data)
+            data = await run(lambda: _thumbnail(picture, size))
+            thumbnails.put((product_id, size), data)
         return Response(data, media_type="image/jpeg", headers=headers)
 
-    @app.get("/api/products/{product_id}/similar", summary="More like this product")
+    @app.get(
+        "/api/products/{product_id:path}/similar",
+        summary="More like this product",
+        responses=error_responses(404, 422, 503),
+    )
     async def similar(
         product_id: str,
         top_k: Annotated[int, Query(ge=1, le=search.MAX_K)] = 10,
         where: Annotated[list[str] | None, Query()] = None,
     ) -> JSONResponse:
         product_or_404(product_id)
+        if engine.store.label_of(product_id) is None:
+            raise ApiError(404, f"product {product_id!r} is not searchable (its image failed at build)")
         query = search.Query(like=product_id, k=top_k, where=conditions(where or []))
         return JSONResponse((await run(lambda: engine.search(query))).as_dict())
+
+    @app.get(
+        "/api/products/{product_id:path}", summary="A product's metadata and labels", responses=error_responses(404)
+    )
+    async def product(product_id: str) -> JSONResponse:
+        record = product_or_404(product_id)
+        label = engine.store.label_of(product_id)
+        tags = engine.store.tags_of([label]).get(label, []) if label is not None else []
+        return JSONResponse({**record, "labels": tags})
 
     @app.get("/api/health", summary="Liveness")
     async def health() -> dict[str, Any]:
@@ -236,10 +267,11 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
 
     @app.get("/api/stats", summary="Catalogue size, index manifest, uptime, cache and pool")
     async def stats() -> dict[str, Any]:
-        manifest = {key: value for key, value in engine.manifest.items() if key != "files"}
+        # No paths of this machine: the index's folder and catalogue files are the operator's business.
+        manifest = {key: value for key, value in engine.manifest.items() if key not in ("files", "sources")}
         return {
             "catalogue": {"indexed": len(engine), "products": engine.store.count()},
-            "index": {"path": str(engine.index_dir), "manifest": manifest},
+            "index": {"manifest": manifest},
             "uptime_s": round(time.time() - started, 1),
             "cache": cache.stats(),
             "pool": {"workers": pool.workers, "capacity": pool.capacity, "in_flight": pool.in_flight},
@@ -255,13 +287,24 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
     return app
 
 
-def serve(index_dir: Path, host: str, port: int, workers: int) -> None:
+def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
+    """Host headers to answer: the address served on and this machine's names, plus `extra`;
+    any when listening on every interface and nothing else was named."""
+    if host in ("0.0.0.0", "::", "") and not extra:
+        return ("*",)
+    return tuple(dict.fromkeys([host, *LOCAL_HOSTS, *extra]))
+
+
+def serve(index_dir: Path, host: str, port: int, workers: int, extra_hosts: list[str] | None = None) -> None:
     import uvicorn
 
     from ..runtime import default_threads
 
     threads = max(1, default_threads() // workers)
     engine = search.SearchEngine(index_dir, threads=threads)
-    app = create_app(engine, ServiceOptions(workers=workers))
+    hosts = allowed_hosts(host, extra_hosts or [])
+    app = create_app(engine, ServiceOptions(workers=workers, allowed_hosts=hosts))
     print(f"FIRS serving {index_dir} ({len(engine)} products) on http://{host}:{port}/  (API docs: /docs)")
+    if hosts == ("*",):
+        print("answering any Host header; name this server's public names with --allowed-host to refuse others")
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

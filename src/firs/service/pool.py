@@ -21,8 +21,9 @@ class Busy(Exception):
 
 
 class BoundedPool:
-    def __init__(self, workers: int, queue: int) -> None:
+    def __init__(self, workers: int, queue: int, on_idle: Callable[[], object] | None = None) -> None:
         self.workers, self.capacity = workers, workers + queue
+        self._on_idle = on_idle
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="firs-search")
         self._lock = threading.Lock()
         self.in_flight = 0
@@ -39,6 +40,9 @@ class BoundedPool:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                idle = self.in_flight == 0
+            if idle and self._on_idle is not None:
+                self._on_idle()  # e.g. hand the memory of a burst back to the system
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

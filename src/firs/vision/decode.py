@@ -1,9 +1,17 @@
-"""Safe image decoding: refuse what is not a sane image, normalise the rest to RGB."""
+"""Safe image decoding: refuse what is not a sane image, normalise the rest to RGB.
+
+Memory is bounded per image: the compressed bytes are capped, JPEGs are decoded at a
+reduced scale, the raster a decoder would allocate is estimated from the header and
+refused over a budget, and every decoded picture is reduced to at most WORK_SIDE pixels on
+its long side before any conversion. The original size (after EXIF orientation) is kept,
+so coordinates found on the reduced picture can be reported in the uploaded image's pixels.
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +23,42 @@ MAX_BYTES = 32 * 1024 * 1024
 MAX_SIDE = 12_000
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
+MAX_ASPECT = 20  # a strip thinner than 1:20 is no photo of a garment
+# Peak memory one decode may take, estimated from the header (after JPEG's reduced
+# decoding) with the bytes per pixel measured for each mode (decoder buffers and the
+# conversion to RGB included; bench/decode_memory.py); over it, the image is refused.
+MAX_DECODE_BYTES = 256 * 1024 * 1024
+WORK_SIDE = 1024  # long side of every decoded picture: the models see 224-384 px
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+# Peak bytes per pixel of decoding and converting to RGB, by PIL mode (measured, rounded up).
+_PEAK_BYTES_PER_PIXEL = {"L": 2, "RGB": 5, "YCbCr": 5, "RGBA": 9, "LA": 9, "PA": 9, "P": 9, "1": 9, "CMYK": 9}
+
+
+@dataclass
+class Photo:
+    """A decoded picture, reduced to at most WORK_SIDE on its long side, and the size of the
+    original (after EXIF orientation) whose pixel coordinates answers are given in."""
+
+    image: Image.Image
+    size: tuple[int, int]
+
+    @property
+    def scale(self) -> float:
+        """Original pixels per pixel of `image` (1.0 when it was not reduced)."""
+        return self.size[0] / self.image.width
+
+    def to_original(self, box: tuple[int, ...] | list[int]) -> list[int]:
+        """A box (x0, y0, x1, y1) on `image` in the original's pixels, clipped to it."""
+        sx, sy = self.size[0] / self.image.width, self.size[1] / self.image.height
+        x0, y0, x1, y1 = box
+        width, height = self.size
+        return [
+            min(width, max(0, round(x0 * sx))),
+            min(height, max(0, round(y0 * sy))),
+            min(width, max(0, round(x1 * sx))),
+            min(height, max(0, round(y1 * sy))),
+        ]
 
 
 def check_file(path: str | Path) -> None:
@@ -29,6 +72,8 @@ def check_file(path: str | Path) -> None:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a regular file")
     if info.st_size == 0:
         raise ImageError(f"{path}: empty file")
     if info.st_size > MAX_BYTES:
@@ -40,22 +85,32 @@ def read_bytes(path: str | Path) -> bytes:
     path = Path(path)
     check_file(path)
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{path}: over the {MAX_BYTES}-byte limit")
+    return data
+
+
+def _peak_bytes_per_pixel(mode: str) -> int:
+    if mode.startswith(("I", "F")):  # I;16*, I, F: wide integers or floats, then scaled down
+        return 12
+    return _PEAK_BYTES_PER_PIXEL.get(mode, 9)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB; transparency is flattened onto white (the shop background)."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
+    if mode.startswith(("I", "F")):
+        array = np.asarray(image)
         if mode == "F":
             low, high = float(array.min()), float(array.max())
-            array = (array - low) / (high - low or 1.0) * 255.0
-        else:
+            array = (array.astype(np.float32) - low) * (255.0 / (high - low or 1.0))
+        elif array.max() > 255:
             # 16-bit data: scale the full range down rather than clip at 255.
-            array = array / 257.0 if array.max() > 255 else array
+            array = array >> 8 if array.dtype == np.uint16 else array.astype(np.float32) / 257.0
         gray = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "L")
         return gray.convert("RGB")
     if mode == "P":
@@ -68,6 +123,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     return image.convert("RGB")
+
+
+def _reduce(image: Image.Image, side: int) -> Image.Image:
+    """At most `side` pixels on the long side: an integer box reduction first (cheap, any
+    mode that supports it), then a filtered resize of the already small picture."""
+    factor = max(image.size) // (2 * side)
+    if factor >= 2:
+        if image.mode in ("P", "1") or image.mode.startswith("I;16"):
+            image = _to_rgb(image)
+        image = image.reduce(factor)
+    image = _to_rgb(image)
+    if max(image.size) > side:
+        image.thumbnail((side, side), Image.BILINEAR, reducing_gap=2.0)
+    return image
 
 
 _SIGNATURES = (
@@ -88,43 +157,71 @@ def sniff_media_type(data: bytes) -> str | None:
     return next((media for magic, media in _SIGNATURES if data.startswith(magic)), None)
 
 
-def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode bytes into an upright 8-bit RGB image, or raise ImageError naming the problem."""
+def _open(data: bytes, name: str) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:
+        raise ImageError(f"{name}: cannot open image ({exc})") from None
+
+
+def _check_size(image: Image.Image, name: str) -> None:
+    width, height = image.size
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is too large (limit {MAX_SIDE} per side, {MAX_PIXELS} in all)"
+        )
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"{name}: {width}x{height} pixels is too small (minimum {MIN_SIDE})")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(f"{name}: {width}x{height} pixels is too thin (sides differ by more than {MAX_ASPECT}x)")
+
+
+def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Photo:
+    """Decode bytes into an upright 8-bit RGB picture of at most `side` pixels on its long
+    side, with the original's size; or raise ImageError naming the problem."""
     if not data:
         raise ImageError(f"{name}: empty file")
     if len(data) > MAX_BYTES:
         raise ImageError(f"{name}: {len(data)} bytes is over the {MAX_BYTES}-byte limit")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = _open(data, name)
         try:
-            image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
-        except Image.DecompressionBombWarning as exc:
-            raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
-        except Image.UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image (unrecognised format)") from None
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot open image ({exc})") from None
-        if image.format not in FORMATS:
-            raise ImageError(f"{name}: unsupported image format {image.format}")
-        width, height = image.size
-        if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-            raise ImageError(
-                f"{name}: {width}x{height} pixels is too large (limit {MAX_SIDE} per side, {MAX_PIXELS} in all)"
-            )
-        if width < MIN_SIDE or height < MIN_SIDE:
-            raise ImageError(f"{name}: {width}x{height} pixels is too small (minimum {MIN_SIDE})")
-        try:
-            if image.format == "JPEG":
-                image.draft("RGB", (1024, 1024))  # decode big JPEGs at a reduced scale: much faster
+            if image.format not in FORMATS:
+                raise ImageError(f"{name}: unsupported image format {image.format}")
+            _check_size(image, name)
+            width, height = image.size
+            if image.format in ("JPEG", "MPO"):
+                image.draft("RGB", (side, side))  # decoded at 1/2, 1/4 or 1/8 scale: faster, smaller
+            peak = image.size[0] * image.size[1] * _peak_bytes_per_pixel(image.mode)
+            if peak > MAX_DECODE_BYTES:
+                raise ImageError(
+                    f"{name}: {width}x{height} {image.mode} pixels would need about {peak >> 20} MB to decode "
+                    f"(limit {MAX_DECODE_BYTES >> 20} MB)"
+                )
             image.load()
+            # Read after load: a PNG's eXIf chunk may follow the pixels.
+            original = (height, width) if image.getexif().get(0x0112) in _TRANSPOSED else (width, height)
+            image = _reduce(image, side)
             image = ImageOps.exif_transpose(image) or image
-            return _to_rgb(image)
+            return Photo(image, original)
+        except ImageError:
+            raise
         except Image.DecompressionBombWarning as exc:
             raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{name}: damaged or truncated image ({exc})") from None
+        except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError, ZeroDivisionError) as exc:
+            raise ImageError(f"{name}: damaged or truncated image ({exc.__class__.__name__}: {exc})") from None
+        except MemoryError:
+            raise ImageError(f"{name}: too large to decode") from None
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Decode bytes into an upright 8-bit RGB image (long side at most WORK_SIDE)."""
+    return decode_photo(data, name).image
 
 
 def load_image(path: str | Path) -> Image.Image:

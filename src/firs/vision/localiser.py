@@ -92,7 +92,8 @@ class GarmentLocaliser:
         original_size = image.size
         scale = min(1.0, WORK_SIDE / max(image.size))
         if scale < 1.0:  # masks and GrabCut at a working size: the embedder sees 224 px anyway
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.BILINEAR)
         rgb = np.asarray(image)
         pose = self.pose(rgb)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []

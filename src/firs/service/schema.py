@@ -1,0 +1,32 @@
+"""The API's error answers as the OpenAPI schema describes them: always {error, detail}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+_MEANINGS = {
+    400: "the request body cannot be parsed (a broken multipart upload)",
+    404: "no such product in this index",
+    413: "the upload is over the size limit",
+    415: "the upload is not an image FIRS reads",
+    422: "a bad parameter or an unusable image",
+    503: "every search worker is busy; retry after the seconds in Retry-After",
+}
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` entries of a route for these error statuses."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _MEANINGS[code]}
+        if code == 503:
+            entry["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+        out[code] = entry
+    return out
