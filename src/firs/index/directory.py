@@ -88,7 +88,7 @@ def clean_leftovers(target: Path) -> list[Path]:
     versions = versions_dir(target)
     live = target.resolve() if target.is_symlink() else None
     if not target.exists() and not target.is_symlink() and versions.is_dir():
-        complete = sorted(v for v in versions.iterdir() if (v / MANIFEST).is_file() and not _pid_alive(v.name))
+        complete = sorted(v for v in versions.iterdir() if (v / MANIFEST).is_file())
         if complete:
             _point(target, complete[-1])
             live = complete[-1].resolve()
