@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from firs.errors import ImageError
-from firs.vision.decode import decode_image, load_image
+from firs.vision.decode import decode_image, decode_photo, load_image
 
 
 def _png(image: Image.Image) -> bytes:
@@ -71,3 +71,22 @@ def test_modes_convert_to_rgb() -> None:
 def test_load_image_missing_file(tmp_path) -> None:
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "missing.jpg")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "I;16", "F"])
+def test_exif_orientation_holds_for_every_mode(mode: str) -> None:
+    """16-bit and float pictures are rebuilt during conversion: the turn must survive it."""
+    base = Image.new("L", (60, 30), 0)
+    base.paste(255, (0, 0, 20, 10))  # a bright corner to follow
+    image = {"L": base, "RGB": base.convert("RGB")}.get(mode)
+    if image is None:
+        scale = 257 if mode == "I;16" else 1 / 255
+        dtype = np.uint16 if mode == "I;16" else np.float32
+        image = Image.fromarray((np.asarray(base, dtype=np.float64) * scale).astype(dtype))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown after turning 90 degrees clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF" if mode == "F" else "PNG", exif=exif)
+    photo = decode_photo(buffer.getvalue(), mode)
+    assert photo.size == (30, 60) and photo.image.size == (30, 60)
+    assert photo.image.getpixel((25, 5))[0] > 200 and photo.image.getpixel((5, 55))[0] < 50

@@ -10,6 +10,8 @@ from ..errors import QueryError
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 NUMERIC_FIELDS = ("price",)
 _CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+# The shape of a condition, as the API schema states it (a value that is not blank).
+PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.]*\s*(<=|>=|!=|=|<|>)\s*\S"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -31,6 +31,7 @@ from ..errors import ImageError, QueryError
 from ..index.images import DISPLAY_SIDE
 from ..runtime import release_memory
 from ..search import engine as search
+from ..search.filters import PATTERN as WHERE_PATTERN
 from ..search.filters import parse_where
 from ..vision.decode import sniff_media_type
 from .cache import LruCache, cache_key
@@ -61,10 +62,13 @@ class ApiError(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
+Filter = Annotated[str, StringConstraints(pattern=WHERE_PATTERN, max_length=200)]
+
+
 class TextSearch(BaseModel):
     text: str = Field(min_length=1, max_length=500, pattern=r"\w", description="words; at least one letter or digit")
     top_k: int = Field(default=10, ge=1, le=search.MAX_K)
-    where: list[str] = Field(default_factory=list)
+    where: list[Filter] = Field(default_factory=list, description="FIELD=VALUE, FIELD!=VALUE, price<=N, price>=N")
 
 
 def _error(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -160,7 +164,9 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         region: Annotated[Literal["auto", "upper", "lower", "full", "feet"], Query()] = "auto",
         all_items: bool = False,
         text: Annotated[str | None, Query(max_length=500)] = None,
-        where: Annotated[list[str] | None, Query(description="FIELD=VALUE, FIELD!=VALUE, price<=N, price>=N")] = None,
+        where: Annotated[
+            list[Filter] | None, Query(description="FIELD=VALUE, FIELD!=VALUE, price<=N, price>=N")
+        ] = None,
     ) -> JSONResponse:
         data = await image.read(options.max_upload_bytes + 1)
         if len(data) > options.max_upload_bytes:
@@ -194,7 +200,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         cache.put(key, answer)
         return JSONResponse({**answer, "cached": False})
 
-    @app.post("/api/search/text", summary="Search by words", responses=error_responses(422, 503))
+    @app.post("/api/search/text", summary="Search by words", responses=error_responses(400, 422, 503))
     async def search_text(body: TextSearch) -> JSONResponse:
         query = search.Query(text=body.text, k=body.top_k, where=conditions(body.where))
         return JSONResponse((await run(lambda: engine.search(query))).as_dict())
@@ -244,7 +250,9 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
     async def similar(
         product_id: str,
         top_k: Annotated[int, Query(ge=1, le=search.MAX_K)] = 10,
-        where: Annotated[list[str] | None, Query()] = None,
+        where: Annotated[
+            list[Filter] | None, Query(description="FIELD=VALUE, FIELD!=VALUE, price<=N, price>=N")
+        ] = None,
     ) -> JSONResponse:
         product_or_404(product_id)
         if engine.store.label_of(product_id) is None:

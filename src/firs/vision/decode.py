@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..errors import ImageError
 
@@ -31,6 +31,15 @@ MAX_DECODE_BYTES = 256 * 1024 * 1024
 WORK_SIDE = 1024  # long side of every decoded picture: the models see 224-384 px
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_UPRIGHT = {  # EXIF orientation -> the turn that shows the picture upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # Peak bytes per pixel of decoding and converting to RGB, by PIL mode (measured, rounded up).
 _PEAK_BYTES_PER_PIXEL = {"L": 2, "RGB": 5, "YCbCr": 5, "RGBA": 9, "LA": 9, "PA": 9, "P": 9, "1": 9, "CMYK": 9}
 
@@ -204,10 +213,13 @@ def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Pho
                     f"(limit {MAX_DECODE_BYTES >> 20} MB)"
                 )
             image.load()
-            # Read after load: a PNG's eXIf chunk may follow the pixels.
-            original = (height, width) if image.getexif().get(0x0112) in _TRANSPOSED else (width, height)
+            # Read after load (a PNG's eXIf chunk may follow the pixels) and before the
+            # conversions, some of which make a new image without the EXIF data.
+            orientation = image.getexif().get(0x0112)
+            original = (height, width) if orientation in _TRANSPOSED else (width, height)
             image = _reduce(image, side)
-            image = ImageOps.exif_transpose(image) or image
+            if orientation in _UPRIGHT:
+                image = image.transpose(_UPRIGHT[orientation])
             return Photo(image, original)
         except ImageError:
             raise
