@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .fields import clean_text, parse_price
+from .fields import clean_text, image_and_price
 from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
@@ -146,14 +146,7 @@ def record_to_product(record: dict[str, Any], origin: str, images: ImageRoots) -
     image = _image(record)
     if not image:
         raise ValueError(f"product {asin}: no image (fields 'imUrl', 'imageURLHighRes', 'imageURL')")
-    try:
-        image = images.resolve(image)
-    except ValueError as exc:
-        raise ValueError(f"product {asin}: {exc}") from None
-    try:
-        price = parse_price(record.get("price"))
-    except ValueError as exc:
-        raise ValueError(f"product {asin}: field 'price': {exc}") from None
+    image, price = image_and_price(asin, image, record.get("price"), images)
     metadata: dict[str, str] = {}
     for key in _TEXT_EXTRAS:
         value = record.get(key)

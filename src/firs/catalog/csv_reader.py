@@ -21,7 +21,7 @@ from typing import TextIO
 
 from ..errors import CatalogError
 from .amazon import LineReader, LineTooLong, open_text
-from .fields import clean_text, parse_price
+from .fields import clean_text, image_and_price
 from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
@@ -211,14 +211,7 @@ def _product(values: Mapping[str, str], layout: _Columns, images: ImageRoots, or
     image = _image(values, layout, product_id)
     if not image:
         raise ValueError(f"product {product_id}: empty field 'image'")
-    try:
-        image = images.resolve(image)
-    except ValueError as exc:
-        raise ValueError(f"product {product_id}: {exc}") from None
-    try:
-        price = parse_price(layout.get(values, "price"))
-    except ValueError as exc:
-        raise ValueError(f"product {product_id}: field 'price': {exc}") from None
+    image, price = image_and_price(product_id, image, layout.get(values, "price"), images)
     metadata = {
         column: clean_text(value) for column, value in values.items() if column not in layout.used and clean_text(value)
     }

@@ -6,6 +6,8 @@ import html
 import math
 import re
 
+from .paths import ImageRoots
+
 MAX_PRICE = 1e9
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?")
 # A minus right before the number, perhaps around one currency sign: "-5", "-$5", "$-5", "- 5".
@@ -77,3 +79,16 @@ def _checked_price(number: float, shown: str) -> float:
     if number > MAX_PRICE:
         raise ValueError(f"price {shown} is too large (over {MAX_PRICE:,.0f})")
     return abs(number)  # -0.0 -> 0.0
+
+
+def image_and_price(product_id: str, image: str, price: object, images: ImageRoots) -> tuple[str, float | None]:
+    """A product's image (checked against where local images may lie) and price; ValueError
+    names the product and the bad field."""
+    try:
+        image = images.resolve(image)
+    except ValueError as exc:
+        raise ValueError(f"product {product_id}: {exc}") from None
+    try:
+        return image, parse_price(price)
+    except ValueError as exc:
+        raise ValueError(f"product {product_id}: field 'price': {exc}") from None

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexFormatError, QueryError
+from ..errors import QueryError
+from ..files import open_sqlite_readonly
 from ..search.filters import Condition
 from ..tagging.tagger import Tag
 from ..tagging.vocabulary import labels_in_text
@@ -74,14 +75,7 @@ class ProductStore:
 
     @classmethod
     def open_readonly(cls, path: Path) -> ProductStore:
-        if not path.is_file():
-            raise IndexFormatError(f"{path}: product store missing")
-        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        try:
-            db.execute("SELECT count(*) FROM products").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise IndexFormatError(f"{path}: product store unreadable ({exc})") from None
-        return cls(db)
+        return cls(open_sqlite_readonly(path, "products", "product store"))
 
     def add(self, products: Iterable[Product], status: str = "read") -> None:
         with self.db:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import IndexFormatError
+from ..files import open_sqlite_readonly
 
 DISPLAY_SIDE = 512  # the largest size the web page and the API offer
 QUALITY = 85
@@ -47,14 +47,7 @@ class ImageStore:
 
     @classmethod
     def open_readonly(cls, path: Path) -> ImageStore:
-        if not path.is_file():
-            raise IndexFormatError(f"{path}: picture store missing")
-        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        try:
-            db.execute("SELECT count(*) FROM images").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise IndexFormatError(f"{path}: picture store unreadable ({exc})") from None
-        return cls(db)
+        return cls(open_sqlite_readonly(path, "images", "picture store"))
 
     def put(self, product_id: str, jpeg: bytes) -> None:
         with Image.open(io.BytesIO(jpeg)) as image:

@@ -161,10 +161,12 @@ class SearchEngine:
         views = self.manifest.get("views")
         if not isinstance(views, dict) or "simple" not in views:
             raise IndexFormatError(f"{self.index_dir}: manifest lists no search views")
-        needed = [layout.STORE, layout.POSTINGS, layout.IMAGES]
+        needed = [layout.STORE, layout.POSTINGS]
         for view in views:
             needed += [f"{layout.view_dir(view)}/{layout.WHITENING}", f"{layout.view_dir(view)}/{layout.ANN}"]
         layout.verify_files(self.index_dir, self.manifest, needed, full=verify)
+        # The pictures only by size: hashing gigabytes of JPEGs at every start buys little.
+        layout.verify_files(self.index_dir, self.manifest, [layout.IMAGES], full=False)
         if embedder is None:
             embedder = Embedder(spec_from_manifest(self.manifest, self.index_dir), threads=threads)
         check_embedder(self.manifest, embedder, self.index_dir)
