@@ -139,3 +139,24 @@ def test_phone_sized_screen(browser: Browser, server: str, person_photo: Path) -
     assert columns == 2
     _shot(phone, "phone")
     context.close()
+
+
+def test_a_big_phone_photo_gets_its_box_on_the_person(page: Page, tmp_path: Path) -> None:
+    """A 3024x4032 photo stored on its side with EXIF orientation 6, as phones write them: the
+    box is drawn in the photo's own (upright) pixels, around the astronaut's torso."""
+    upright = Image.new("RGB", (3024, 4032), "white")
+    upright.paste(Image.fromarray(skimage.data.astronaut()).resize((3024, 3024)), (0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, quality=85, exif=exif)
+    page.set_input_files("#file", str(path))
+    expect(page.locator("#results .card").first).to_be_visible()
+    assert page.locator("#photo").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [3024, 4032]
+    rect = page.locator("#regions g rect").first
+    x, y = float(rect.get_attribute("x") or 0), float(rect.get_attribute("y") or 0)
+    width, height = float(rect.get_attribute("width") or 0), float(rect.get_attribute("height") or 0)
+    # The torso of the astronaut (upper left 3024 px square): far from the half-scale frame.
+    assert 300 < x + width / 2 < 2400 and 1200 < y + height / 2 < 2900, (x, y, width, height)
+    assert width > 800 and y + height <= 4032
+    _shot(page, "phone-photo-exif")
