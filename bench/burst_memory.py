@@ -20,8 +20,8 @@
     .venv/bin/python bench/burst_memory.py [--seconds 20] [--json]
 
 Exits 1 when an answer was a 5xx other than a 503 with Retry-After, a request got no answer (connection
-error), or a server died. The helpers of bench/load_http.py are not imported: that module imports locust,
-which monkey-patches the standard library with gevent on import; the few needed here are written locally.
+error), or a server died. The server and /proc helpers come from bench/serving.py (not bench/load_http.py:
+that module imports locust, which monkey-patches the standard library with gevent on import).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import contextlib
 import io
 import itertools
 import json
-import socket
 import struct
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 import requests
 from PIL import Image
+from serving import free_port, proc_status_kib, start_server, stop_server, tree_kib, wait_ready
 
 DEFAULT_INDEX = Path("demo/index")
 SERVER_WORKERS = 2
@@ -193,36 +193,6 @@ PREFERRED = "rgb_png"  # the heavy burst's image when its peak ties with the lar
 TIE_MIB = 5.0
 
 
-# ----------------------------------------------------------------------------- /proc
-
-
-def status_kib(pid: int | str, key: str) -> int:
-    """One VmXXX field of /proc/PID/status, in KiB (0 when the process is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def process_tree(pid: int) -> list[int]:
-    """The process and its descendants (from /proc/PID/task/*/children)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError, ValueError):
-                todo.extend(int(child) for child in children.read_text().split())
-    return pids
-
-
-def tree_kib(pid: int, key: str) -> int:
-    return sum(status_kib(p, key) for p in process_tree(pid))
-
-
 # ----------------------------------------------------------------------------- step 1: decode cost
 
 
@@ -248,7 +218,7 @@ def decode_child(path: Path, name: str) -> int:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     except OSError:
         reset = False
-    before = status_kib("self", "VmRSS")
+    before = proc_status_kib("self", "VmRSS")
     start = time.perf_counter()
     try:
         photo = decode.decode_photo(data, name)
@@ -260,7 +230,7 @@ def decode_child(path: Path, name: str) -> int:
     except ImageError as exc:
         outcome = {"accepted": False, "refusal": str(exc)}
     seconds = time.perf_counter() - start
-    hwm, after = status_kib("self", "VmHWM"), status_kib("self", "VmRSS")
+    hwm, after = proc_status_kib("self", "VmHWM"), proc_status_kib("self", "VmRSS")
     print(
         json.dumps(
             {
@@ -294,38 +264,6 @@ def measure_decode(item: Input, data: bytes, tmp: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- step 2: bursts
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(index: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
-    firs = Path(sys.executable).parent / "firs"
-    command = [str(firs), "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen([*command, "--workers", str(SERVER_WORKERS)], stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_healthy(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{base_url}/api/health", timeout=2).status_code == 200:
-                return
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"firs serve did not start (exit status {server.poll()})")
-        time.sleep(0.5)
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(5)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -391,9 +329,9 @@ def burst(index: Path, item: Input, variants: list[bytes], seconds: float) -> di
     with tempfile.TemporaryDirectory(prefix="firs-burst-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
-            server = start_server(index, port, log)
+            server = start_server(index, port, SERVER_WORKERS, log)
         try:
-            wait_healthy(base_url, server)
+            wait_ready(base_url, server)
             time.sleep(1.0)  # let start-up settle before the first reading
             rss = {"before": tree_kib(server.pid, "VmRSS"), "peak": 0, "samples": 0}
             series: list[tuple[float, float]] = []

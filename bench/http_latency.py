@@ -8,40 +8,22 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import socket
 import subprocess
-import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from serving import free_port, multipart_image, start_server, stop_server, wait_ready
 
 from firs.eval.queries import read_queries
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post_photo(port: int, data: bytes, params: str) -> tuple[float, int, dict]:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart_image(data)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     start = time.perf_counter()
-    connection.request(
-        "POST", f"/api/search?{params}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
+    connection.request("POST", f"/api/search?{params}", body, {"Content-Type": content_type})
     response = connection.getresponse()
     answer = json.loads(response.read())
     elapsed = (time.perf_counter() - start) * 1000
@@ -58,22 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
     port = free_port()
-    firs = Path(sys.executable).parent / "firs"
     workers = [] if args.workers is None else ["--workers", str(args.workers)]
-    server = subprocess.Popen(
-        [str(firs), "serve", "--index", str(args.index), "--port", str(port), *workers],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_server(args.index, port, args.workers, subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/api/health")
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "firs serve did not start"
-                time.sleep(0.5)
+        wait_ready(f"http://127.0.0.1:{port}", server, timeout_s=120)
         print(f"firs serve {' '.join(workers)}; {args.n} requests per row; photos are distinct (no cache hits)")
         first = [post_photo(port, photos[-1], f"mode=fine&top_k={k}")[0] for k in (10, 9, 8)]
         print(f"first fine requests after start (one photo, not cached): {', '.join(f'{t:.1f}' for t in first)} ms")
@@ -101,8 +71,7 @@ def main() -> None:
         hit_times = [t for t, _, _ in hits]
         print(f"cache hit (fine): p50 {np.median(hit_times):.1f} ms  p95 {np.percentile(hit_times, 95):.1f} ms")
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,10 @@ Exits 1 when any answer was a 5xx other than 503, a 503 came without Retry-After
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import requests
 from locust import FastHttpUser, between, task
 from locust.env import Environment
 from PIL import Image
+from serving import free_port, multipart_image, start_server, stop_server, tree_kib, wait_ready
 
 DEFAULT_INDEX = Path("demo/index")
 MAX_SECONDS = 60
@@ -50,39 +49,6 @@ ENDPOINTS = (
     "thumbnail",
     "similar",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (from /proc/PID/task/*/children)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                todo.extend(int(child) for child in children.read_text().split())
-    return pids
-
-
-def _status_kib(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of the server process and any children (VmRSS), in KiB."""
-    return sum(_status_kib(p, "VmRSS") for p in _tree(pid))
 
 
 @dataclass
@@ -143,19 +109,6 @@ def photo_bytes(rng: random.Random, photo: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(data: bytes) -> tuple[bytes, str]:
-    boundary = f"firsload{random.getrandbits(64):016x}"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 @dataclass
 class Recorder:
     """Every answer's status and latency by endpoint; the server's own search time by mode."""
@@ -212,7 +165,7 @@ class FirsUser(FastHttpUser):
         return answer
 
     def _photo_search(self, mode: str) -> None:
-        body, content_type = multipart(photo_bytes(self.rng, self.rng.choice(self.material.photos)))
+        body, content_type = multipart_image(photo_bytes(self.rng, self.rng.choice(self.material.photos)))
         params = f"mode={mode}&top_k={self.rng.choice((10, 20, 30))}"
         if mode != "simple" and self.rng.random() < 0.3:
             params += "&all_items=true"
@@ -252,26 +205,6 @@ class FirsUser(FastHttpUser):
     @task(1)
     def similar(self) -> None:
         self._call("GET", f"/api/products/{self.rng.choice(self.material.ids)}/similar?top_k=10", "similar")
-
-
-def start_server(index: Path, port: int, workers: int | None, log: Any) -> subprocess.Popen[bytes]:
-    firs = Path(sys.executable).parent / "firs"
-    extra = [] if workers is None else ["--workers", str(workers)]
-    command = [str(firs), "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port), *extra]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_healthy(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 180.0) -> None:
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            if requests.get(f"{base_url}/api/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if server.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"firs serve did not start (exit status {server.poll()})")
-        time.sleep(0.5)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -388,19 +321,19 @@ def main() -> int:
         with log_path.open("wb") as log:
             server = start_server(args.index, port, args.workers, log)
         try:
-            wait_healthy(base_url, server)
+            wait_ready(base_url, server)
             material = prepare(base_url, args.index, rng)
             before_stats = requests.get(f"{base_url}/api/stats", timeout=30).json()
             FirsUser.material, FirsUser.recorder = material, Recorder()
             env = Environment(user_classes=[FirsUser], host=base_url)
             env.events.request.add_listener(FirsUser.recorder.on_request)
 
-            rss = {"before": rss_kib(server.pid), "peak": 0, "samples": 0}
+            rss = {"before": tree_kib(server.pid, "VmRSS"), "peak": 0, "samples": 0}
             running = True
 
             def sample() -> None:
                 while running:
-                    rss["peak"] = max(rss["peak"], rss_kib(server.pid))
+                    rss["peak"] = max(rss["peak"], tree_kib(server.pid, "VmRSS"))
                     rss["samples"] += 1
                     gevent.sleep(SAMPLE_S)
 
@@ -414,17 +347,12 @@ def main() -> int:
             gevent.sleep(SETTLE_S)
             running = False
             sampler.join()
-            rss["after"] = rss_kib(server.pid)
-            rss["hwm"] = sum(_status_kib(p, "VmHWM") for p in _tree(server.pid))
+            rss["after"] = tree_kib(server.pid, "VmRSS")
+            rss["hwm"] = tree_kib(server.pid, "VmHWM")
             alive = server.poll() is None
             after_stats = requests.get(f"{base_url}/api/stats", timeout=30).json() if alive else {}
         finally:
-            server.terminate()
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(5)
+            stop_server(server)
         server_log = log_path.read_text(errors="replace")
 
     report = summarise(FirsUser.recorder, env, seconds)

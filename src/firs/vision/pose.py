@@ -71,7 +71,9 @@ class PoseEstimator:
         """The most prominent person's pose in an RGB uint8 array, or None when there is none."""
         height, width = rgb.shape[:2]
         with self._lock:
-            if self._quiet:
+            # Silencing swaps the process's stderr: from another thread it would swallow what the
+            # main thread prints meanwhile (a progress bar, "interrupted"); there a log line may pass.
+            if self._quiet and threading.current_thread() is threading.main_thread():
                 with _quiet_stderr():
                     result = self._pose.process(np.ascontiguousarray(rgb))
                 self._quiet = result.pose_landmarks is None
