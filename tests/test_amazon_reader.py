@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from firs.catalog.amazon import MAX_LINE_CHARS, read_amazon
+from firs.catalog.paths import MAX_PICTURES
 from firs.catalog.problems import ProblemLog
 from firs.errors import CatalogError
 
@@ -191,3 +192,57 @@ def test_bom_is_accepted(tmp_path: Path) -> None:
     path.write_text("\ufeff" + _record("B1") + "\n", encoding="utf-8")
     (product,), problems = _read(path)
     assert product.id == "B1" and not problems.problems
+
+
+def test_all_pictures_in_catalogue_order(tmp_path: Path) -> None:
+    record = {
+        **RECORD_2018,
+        "imUrl": "https://images.example/front.jpg",
+        "imageURLHighRes": [
+            "https://images.example/side.jpg",
+            "https://images.example/front.jpg",
+            "",
+            7,
+            "https://images.example/back.jpg",
+        ],
+    }
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps(record) + "\n" + LINE_2014 + "\n" + json.dumps({**RECORD_2018, "asin": "B2"}) + "\n")
+    (product, old, thumbs), problems = _read(path)
+    assert product.images == [
+        "https://images.example/front.jpg",
+        "https://images.example/side.jpg",
+        "https://images.example/back.jpg",
+    ]
+    assert product.image == product.images[0]
+    assert old.images == [old.image]
+    assert thumbs.images == ["https://images.example/large.jpg"]  # imageURL only when imageURLHighRes is empty
+    assert not problems.problems and not problems.notes
+
+
+def test_refused_extra_picture_is_dropped_and_noted_not_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    path = folder / "meta.json"
+    record = {"asin": "E1", "imageURLHighRes": ["img/a.jpg", "../outside.jpg", "ftp://h/x.jpg", "./img/a.jpg", "b.jpg"]}
+    path.write_text(json.dumps(record) + "\n")
+    (product,), problems = _read(path, strict=True)
+    assert product.images == [str((folder / "img" / "a.jpg").resolve()), str((folder / "b.jpg").resolve())]
+    assert not problems.problems
+    assert [(n.path, n.line) for n in problems.notes] == [(str(path), 1), (str(path), 1)]
+    assert problems.notes[0].reason.startswith("product E1: extra image dropped (image path ../outside.jpg")
+    assert "unsupported URL scheme 'ftp'" in problems.notes[1].reason
+    bad_first = {"asin": "E2", "imageURLHighRes": ["../outside.jpg", "img/a.jpg"]}
+    path.write_text(json.dumps(bad_first) + "\n")
+    products, problems = _read(path)
+    assert not products and len(problems.problems) == 1 and not problems.notes  # the first picture is the image
+
+
+def test_pictures_per_product_are_capped(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    many = [f"https://images.example/{n}.jpg" for n in range(MAX_PICTURES + 10)]
+    path.write_text(json.dumps({"asin": "M1", "imageURLHighRes": many}) + "\n")
+    (product,), problems = _read(path)
+    assert product.images == many[:MAX_PICTURES]
+    (note,) = problems.notes
+    assert "10 pictures after the first 64 ignored" in note.reason and not problems.problems

@@ -242,3 +242,55 @@ def test_symlinked_image_leading_outside_is_refused(tmp_path: Path) -> None:
     path.write_text("id,image\nx1,link.jpg\n")
     products, problems = _read(path)
     assert not products and "outside the catalogue's folder" in problems.problems[0].reason
+
+
+def test_images_column_holds_all_pictures(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text("id,images,title\np1,a.jpg|b.jpg,Dress\np2, https://x.test/c.jpg | |a.jpg ,Top\np3,,Empty\n")
+    products, problems = _read(path)
+    p1, p2 = products
+    assert p1.image == str(tmp_path / "a.jpg") and p1.images == [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]
+    assert p2.images == ["https://x.test/c.jpg", str(tmp_path / "a.jpg")] and "images" not in p2.metadata
+    (problem,) = problems.problems
+    assert problem.line == 4 and "empty fields 'image' and 'images'" in problem.reason
+
+
+def test_image_and_images_columns_together(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text("id,image,pics\np1,a.jpg,b.jpg|a.jpg|c.jpg\np2,d.jpg,\np3,,e.jpg|f.jpg\n")
+    p1, p2, p3 = _read(path, {"images": "pics"})[0]
+    assert p1.images == [str(tmp_path / name) for name in ("a.jpg", "b.jpg", "c.jpg")]
+    assert p2.images == [p2.image] == [str(tmp_path / "d.jpg")]
+    assert p3.image == str(tmp_path / "e.jpg") and p3.images == [p3.image, str(tmp_path / "f.jpg")]
+    assert "pics" not in p1.metadata
+    (without,) = _read(path)[0][:1]
+    assert without.images == [without.image] and without.metadata["pics"] == "b.jpg|a.jpg|c.jpg"
+
+
+def test_images_with_an_image_template(tmp_path: Path) -> None:
+    path = tmp_path / "styles.csv"
+    path.write_text("id,images\n27152,extra/1.jpg|images/27152.jpg\n")
+    (product,), _ = _read(path, parse_column_map("image=images/{id}.jpg"))
+    assert product.images == [str(tmp_path / "images" / "27152.jpg"), str(tmp_path / "extra" / "1.jpg")]
+
+
+def test_extra_picture_outside_the_folder_is_dropped_and_noted(tmp_path: Path) -> None:
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    path = folder / "cat.csv"
+    path.write_text("id,image,images\nx1,a.jpg,../secret.jpg|/etc/passwd|b.jpg\nx2,c.jpg,\n")
+    products, problems = _read(path, strict=True)
+    assert [p.id for p in products] == ["x1", "x2"] and not problems.problems
+    assert products[0].images == [str(folder / "a.jpg"), str(folder / "b.jpg")]
+    assert [(n.line, n.reason.split(" (")[0]) for n in problems.notes] == [
+        (2, "product x1: extra image dropped"),
+        (2, "product x1: extra image dropped"),
+    ]
+    assert "../secret.jpg" in problems.notes[0].reason and "/etc/passwd" in problems.notes[1].reason
+
+
+def test_images_column_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cat.csv"
+    path.write_text('id,image,images\nx1,a.jpg,"b.jpg|\nc.jpg"\nx2,d.jpg,\n')
+    products, problems = _read(path)
+    assert [p.id for p in products] == ["x2"] and "'images' holds a line break" in problems.problems[0].reason

@@ -79,3 +79,17 @@ def test_folder_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
     assert problem.path == str(root / "sneaky.jpg") and "outside the catalogue's folder" in problem.reason
     products, problems = read_catalog([root], image_roots=[outside])
     assert sorted(p.id for p in products) == ["alias", "inside", "sneaky"] and not problems.problems
+
+
+def test_every_reader_gives_the_pictures(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "one.jpg")
+    (folder_product,), _ = read_catalog([tmp_path])
+    assert folder_product.images == [folder_product.image] == [str(tmp_path / "one.jpg")]
+    a = tmp_path / "a.csv"
+    a.write_text("id,images\nx1,1.jpg|2.jpg\n")
+    b = tmp_path / "meta.json"
+    b.write_text('{"asin": "B1", "imUrl": "1.jpg", "imageURL": ["http://h/i.jpg", "../out.jpg"]}\n')
+    (x1, b1), problems = read_catalog([a, b])
+    assert x1.images == [str(tmp_path / "1.jpg"), str(tmp_path / "2.jpg")]
+    assert b1.images == [str(tmp_path / "1.jpg"), "http://h/i.jpg"]
+    assert not problems.problems and [(n.path, n.line) for n in problems.notes] == [(str(b), 1)]

@@ -79,6 +79,7 @@ def embed_images(
     progress: bool = True,
     classify_view: str | None = None,
     keep: Callable[[str, Prepared], None] | None = None,
+    desc: str = "embed images",
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.
     `classify_view`: the view whose ImageNet probabilities become each product's type labels;
@@ -87,7 +88,7 @@ def embed_images(
     blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
     batch: dict[str, list[np.ndarray]] = {}
-    bar = tqdm(total=len(items), desc="embed images", unit="img", disable=not progress)
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress)
 
     def flush() -> None:
         if batch_ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ..index.postings import Postings
 from ..index.shards import write_shards
 from ..index.whitening import fit_whitening
 from ..tagging.tagger import colour_tags, product_tags, region_tag
+from ..train.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
@@ -41,6 +43,7 @@ class BuildOptions:
     hnsw: HnswParams = field(default_factory=HnswParams)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     image_roots: list[Path] = field(default_factory=list)  # folders local images may lie in, besides the catalogue's
+    model: Path | None = None  # a `firs train` model: the fine view's learned heads
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
@@ -83,6 +86,26 @@ def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories
     return load
 
 
+LEARNED_VIEW = "fine"  # the view a trained model maps (garment cut-outs against the catalogue's items)
+
+
+def load_model_for(folder: Path, embedder: Embedder) -> TrainedModel:
+    """A trained model, refused when its backbone is not the one this build embeds with."""
+    model = TrainedModel.load(folder)
+    backbone, running = model.info.get("backbone", {}), embedder.identity
+    keys = ("model", "input_size", "pooling", "gem_p", "weights_sha256")
+    differences = [key for key in keys if backbone.get(key) != running.get(key)]
+    if differences:
+        raise CatalogError(f"{folder}: the model was trained on another backbone ({', '.join(differences)} differ)")
+    return model
+
+
+def copy_model(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL_JSON, HEAD):
+        shutil.copyfile(source / name, target / name)
+
+
 def build_index(
     sources: list[Path],
     out: Path,
@@ -102,6 +125,8 @@ def build_index(
     if not products:
         raise CatalogError(f"no products could be read from {', '.join(map(str, sources))}")
 
+    embedder = embedder or Embedder(options.embedder, threads=options.threads)
+    model = load_model_for(options.model, embedder) if options.model else None
     with layout.atomic_index_dir(out) as staging:
         store = ProductStore.create(staging / layout.STORE)
         store.add(products)
@@ -121,7 +146,6 @@ def build_index(
         report.seconds["fetch"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        embedder = embedder or Embedder(options.embedder, threads=options.threads)
         localiser = localiser or GarmentLocaliser()
         load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
         pictures = ImageStore.create(staging / layout.IMAGES)
@@ -152,18 +176,29 @@ def build_index(
         for view, features in embedded.features.items():
             folder = staging / layout.view_dir(view)
             write_shards(folder / layout.FEATURES, embedded.ids, features)
-            whitening = fit_whitening(features, options.whitening_dim, options.whitening_shrink)
+            if model is not None and view == LEARNED_VIEW:
+                whitening = model.catalogue
+                model.query.save(folder / layout.QUERY_MAP)
+                mapping = {
+                    "method": "learned",
+                    "dim": whitening.dim,
+                    "model": layout.MODEL_DIR,
+                    "query": layout.QUERY_MAP,
+                }
+            else:
+                whitening = fit_whitening(features, options.whitening_dim, options.whitening_shrink)
+                mapping = {
+                    "method": "pca",
+                    "dim": whitening.dim,
+                    "shrink": whitening.shrink,
+                    "fitted_on": "this view's catalogue features (no labels)",
+                }
             whitening.save(folder / layout.WHITENING)
             AnnIndex.build(whitening.apply(features), options.hnsw).save(folder / layout.ANN)
             views[view] = {
                 "dim": whitening.dim,
                 "resize": view_resize(view, embedder),
-                "whitening": {
-                    "method": "pca",
-                    "dim": whitening.dim,
-                    "shrink": whitening.shrink,
-                    "fitted_on": "this view's catalogue features (no labels)",
-                },
+                "whitening": mapping,
                 "catalog_processing": VIEW_PROCESSING[view],
             }
         store.assign_labels(embedded.ids)
@@ -180,9 +215,22 @@ def build_index(
         report.indexed, report.failed = len(embedded.ids), len(report.failures)
         report.views = dict(embedded.notes)
 
+        learned: dict[str, object] = {}
+        if model is not None and options.model is not None:
+            copy_model(options.model, staging / layout.MODEL_DIR)
+            learned = {
+                "model": {
+                    "sha256": TrainedModel.digest(staging / layout.MODEL_DIR),
+                    "dim": model.dim,
+                    "view": LEARNED_VIEW,
+                    "trained_on": model.info.get("trained_on", {}),
+                    "best_epoch": model.info.get("best_epoch"),
+                }
+            }
         layout.write_manifest(
             staging,
             {
+                **learned,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "firs_version": __version__,
                 "embedder": embedder.identity,

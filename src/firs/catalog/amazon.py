@@ -3,6 +3,9 @@
 2014: one Python dict literal per line (single quotes) -> ast.literal_eval, never eval.
 2018: strict JSON lines. Both: the product id is the ASIN.
 Local image paths are taken from the file's folder and must stay inside it (see paths.py).
+A product's pictures (Product.images): `imUrl`, then the `imageURLHighRes` list (or `imageURL` when
+that is empty), repeats removed; the first is its image. A refused extra picture is dropped and noted
+(ProblemLog.note), the product kept.
 """
 
 from __future__ import annotations
@@ -123,30 +126,36 @@ def _categories(record: dict[str, Any]) -> list[str]:
     return flat
 
 
-def _image(record: dict[str, Any]) -> str:
-    for key in ("imUrl", "imageURLHighRes", "imageURL"):
-        urls = record.get(key)
-        if isinstance(urls, str) and urls.strip():
-            return urls.strip()
-        if isinstance(urls, list):
-            for url in urls:
-                if isinstance(url, str) and url.strip():
-                    return url.strip()
-    return ""
+def _strings(value: Any) -> list[str]:
+    """The non-blank strings of a field holding one string or a list of them, stripped."""
+    values = value if isinstance(value, list) else [value]
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
-def record_to_product(record: dict[str, Any], origin: str, images: ImageRoots) -> Product:
+def _pictures(record: dict[str, Any]) -> list[str]:
+    """`imUrl` (2014), then every entry of `imageURLHighRes` (2018), or of `imageURL` when that has none."""
+    return _strings(record.get("imUrl")) + (_strings(record.get("imageURLHighRes")) or _strings(record.get("imageURL")))
+
+
+def record_to_product(
+    record: dict[str, Any], origin: str, images: ImageRoots, dropped: list[str] | None = None
+) -> Product:
     """One metadata record as a Product; ValueError names the bad field.
 
     A local image path is taken from `images.folder` and must lie inside one of `images`' roots.
+    The first picture is the product's image: when it is refused, so is the product. A later
+    picture that is refused is left out, and why is added to `dropped`.
     """
     asin = clean_text(record.get("asin"))
     if not asin:
         raise ValueError("field 'asin' is missing or empty")
-    image = _image(record)
-    if not image:
+    pictures = _pictures(record)
+    if not pictures:
         raise ValueError(f"product {asin}: no image (fields 'imUrl', 'imageURLHighRes', 'imageURL')")
-    image, price = image_and_price(asin, image, record.get("price"), images)
+    image, price = image_and_price(asin, pictures[0], record.get("price"), images)
+    kept, refused = images.pictures(image, pictures[1:])
+    if dropped is not None:
+        dropped.extend(f"product {asin}: extra image dropped ({reason})" for reason in refused)
     metadata: dict[str, str] = {}
     for key in _TEXT_EXTRAS:
         value = record.get(key)
@@ -161,6 +170,7 @@ def record_to_product(record: dict[str, Any], origin: str, images: ImageRoots) -
     return Product(
         id=asin,
         image=image,
+        images=kept,
         title=clean_text(record.get("title")),
         brand=clean_text(record.get("brand")),
         categories=_categories(record),
@@ -188,17 +198,20 @@ def read_amazon(path: Path, problems: ProblemLog, image_roots: Sequence[Path] = 
                 continue
             if not line:
                 continue
-            product = _line_to_product(line, f"{path}:{lines.number}", images)
+            dropped: list[str] = []
+            product = _line_to_product(line, f"{path}:{lines.number}", images, dropped)
             if isinstance(product, str):
                 problems.report(str(path), lines.number, product)
-            else:
-                yield product
+                continue
+            for reason in dropped:
+                problems.note(str(path), lines.number, reason)
+            yield product
 
 
-def _line_to_product(line: str, origin: str, images: ImageRoots) -> Product | str:
-    """The line's product, or why it has none."""
+def _line_to_product(line: str, origin: str, images: ImageRoots, dropped: list[str]) -> Product | str:
+    """The line's product, or why it has none; refused extra pictures are added to `dropped`."""
     try:
-        return record_to_product(parse_record(line), origin, images)
+        return record_to_product(parse_record(line), origin, images, dropped)
     except ValueError as exc:
         return str(exc)
     except RecursionError:

@@ -1,11 +1,16 @@
-"""CSV catalogues: a header row; columns `id` and `image` required, the rest metadata.
+"""CSV catalogues: a header row; columns `id` and `image` (or `images`) required, the rest metadata.
 
 `--columns image=images/{id}.jpg` makes the image path from other columns when the file
 has no image column (a template: any text with {column} fields).
 
+A product's further pictures go in an `images` column (or `--columns images=COLUMN`), separated by
+`|`: "a.jpg|b.jpg|https://x/c.jpg". Each is checked like `image`; Product.images is the image, then
+those, repeats removed. With no `image` column (or an empty cell) the first of `images` is the image.
+A refused extra picture is dropped and noted (ProblemLog.note); the product is kept.
+
 UTF-8 with or without a BOM. Problems are reported at the line where a record starts. Quoting is
 strict: a quote left open swallows the lines after it into one field, so a record whose key fields
-(id, image, price) hold a line break, or that ends unreadable, is reported and its later lines are
+(id, image, images, price) hold a line break, or that ends unreadable, is reported and its later lines are
 read again as rows of their own. Local image paths must stay inside the file's folder (see paths.py).
 """
 
@@ -26,9 +31,10 @@ from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
 
-REQUIRED = ("id", "image")
+REQUIRED = ("id", "image")  # `image` may be replaced by an `images` column
+PICTURE_SEPARATOR = "|"
 _CATEGORY_COLUMNS = ("category", "categories", "masterCategory", "subCategory", "articleType")
-_KEY_FIELDS = ("id", "image", "price")  # never legitimately span lines
+_KEY_FIELDS = ("id", "image", "images", "price")  # never legitimately span lines
 
 
 def parse_column_map(spec: str | None) -> dict[str, str]:
@@ -131,13 +137,16 @@ def _columns(path: Path, header: list[str], columns: Mapping[str, str] | None) -
             )
         field_to_column[field] = column
     missing = [name for name in REQUIRED if name not in field_to_column]
+    if "images" in field_to_column and missing == ["image"]:
+        field_to_column["image"] = ""  # the first of `images`
+        missing = []
     if missing:
         raise CatalogError(
             f"{path}:1: header lacks required column(s) {', '.join(missing)} "
-            f"(found {', '.join(header)}; map other names with --columns image=COLUMN)"
+            f"(found {', '.join(header)}; map other names with --columns image=COLUMN or images=COLUMN)"
         )
     keys = [field_to_column[name] for name in _KEY_FIELDS if field_to_column.get(name)]
-    fields = (*REQUIRED, "title", "brand", "price")
+    fields = (*REQUIRED, "images", "title", "brand", "price")
     used = frozenset(field_to_column[name] for name in fields if name in field_to_column)
     return _Columns(header, field_to_column, template, tuple(dict.fromkeys([*keys, *image_columns])), used)
 
@@ -203,21 +212,34 @@ def _image(values: Mapping[str, str], layout: _Columns, product_id: str) -> str:
         raise ValueError(f"product {product_id}: --columns image={layout.template}: {exc}") from None
 
 
-def _product(values: Mapping[str, str], layout: _Columns, images: ImageRoots, origin: str) -> Product:
-    """The row's product; ValueError names the bad field."""
+def _pictures(values: Mapping[str, str], layout: _Columns) -> list[str]:
+    """The `images` cell split on PICTURE_SEPARATOR, blanks left out."""
+    cell = layout.get(values, "images")
+    return [part.strip() for part in cell.split(PICTURE_SEPARATOR) if part.strip()] if cell else []
+
+
+def _product(
+    values: Mapping[str, str], layout: _Columns, images: ImageRoots, origin: str, dropped: list[str]
+) -> Product:
+    """The row's product; ValueError names the bad field. Refused extra pictures are added to `dropped`."""
     product_id = clean_text(layout.get(values, "id"))
     if not product_id:
         raise ValueError(f"empty field 'id' (column {layout.field_to_column['id']!r})")
-    image = _image(values, layout, product_id)
+    pictures = _pictures(values, layout)
+    image = _image(values, layout, product_id) or (pictures.pop(0) if pictures else "")
     if not image:
-        raise ValueError(f"product {product_id}: empty field 'image'")
+        field = "fields 'image' and 'images'" if layout.field_to_column.get("images") else "field 'image'"
+        raise ValueError(f"product {product_id}: empty {field}")
     image, price = image_and_price(product_id, image, layout.get(values, "price"), images)
+    kept, refused = images.pictures(image, pictures)
+    dropped.extend(f"product {product_id}: extra image dropped ({reason})" for reason in refused)
     metadata = {
         column: clean_text(value) for column, value in values.items() if column not in layout.used and clean_text(value)
     }
     return Product(
         id=product_id,
         image=image,
+        images=kept,
         title=clean_text(layout.get(values, "title")),
         brand=clean_text(layout.get(values, "brand")),
         categories=[metadata[name] for name in _CATEGORY_COLUMNS if metadata.get(name)],
@@ -247,9 +269,14 @@ def read_csv(
                 if end > start:
                     lines.replay()
                 continue
+            dropped: list[str] = []
             try:
-                product = _product(dict(zip(layout.header, row, strict=True)), layout, images, f"{path}:{start}")
+                product = _product(
+                    dict(zip(layout.header, row, strict=True)), layout, images, f"{path}:{start}", dropped
+                )
             except ValueError as exc:
                 problems.report(str(path), start, str(exc))
                 continue
+            for reason in dropped:
+                problems.note(str(path), start, reason)
             yield product

@@ -2,6 +2,7 @@
 
 Sub-folders become the category ("shoes/red-sneaker.jpg" -> category "shoes"). A file that is a
 symlink to somewhere outside the folder (and outside every --image-root) is reported and skipped.
+Each product has that one picture (Product.images == [image]).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def read_folder(root: Path, problems: ProblemLog, image_roots: Sequence[Path] = 
         yield Product(
             id=path.stem,
             image=str(resolved),
+            images=[str(resolved)],  # one picture per product
             title=path.stem.replace("_", " ").replace("-", " "),
             categories=categories,
             origin=str(path),

@@ -17,6 +17,7 @@ from ..errors import CatalogError
 WEB_SCHEMES = ("http", "https")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _HINT = "allow other folders with --image-root DIR"
+MAX_PICTURES = 64  # pictures looked at per product; any later ones are dropped with one note
 
 
 def shown(value: str, limit: int = 200) -> str:
@@ -60,6 +61,23 @@ class ImageRoots:
         if not self.allows(resolved):
             raise ValueError(self.refusal(value, resolved))
         return resolved
+
+    def pictures(self, first: str, others: Sequence[str], limit: int = MAX_PICTURES) -> tuple[list[str], list[str]]:
+        """`first` (already resolved), then each of `others` that passes resolve() and is not a
+        repeat, in order; and why each other one was dropped. Only the first `limit` pictures of
+        all are looked at (a hostile line may list thousands), the rest dropped with one reason."""
+        kept: dict[str, None] = {first: None}  # an ordered set
+        dropped: list[str] = []
+        for value in others[: max(limit - 1, 0)]:
+            try:
+                resolved = self.resolve(value)
+            except ValueError as exc:
+                dropped.append(str(exc))
+                continue
+            kept.setdefault(resolved)
+        if len(others) >= limit:
+            dropped.append(f"{len(others) - limit + 1} pictures after the first {limit} ignored")
+        return list(kept), dropped
 
 
 def _resolved_root(root: Path) -> Path:

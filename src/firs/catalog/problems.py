@@ -1,4 +1,8 @@
-"""Collecting malformed-line reports, or failing on the first one (--strict)."""
+"""Collecting malformed-line reports, or failing on the first one (--strict).
+
+Notes are lesser findings on lines whose product was still read (an extra picture dropped): they
+never skip a line, never count as skipped, and never stop a --strict run.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,19 @@ from .product import ReadProblem
 
 
 class ProblemLog:
-    """Records malformed lines; in strict mode the first one is fatal."""
+    """Records malformed lines (skipped); in strict mode the first one is fatal. Also keeps notes."""
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self.problems: list[ReadProblem] = []
+        self.notes: list[ReadProblem] = []
 
     def report(self, path: str, line: int, reason: str) -> None:
         problem = ReadProblem(str(path), line, reason)
         if self.strict:
             raise CatalogError(f"{problem} (--strict: stopping at the first malformed line)")
         self.problems.append(problem)
+
+    def note(self, path: str, line: int, reason: str) -> None:
+        """Something dropped from a line whose product was kept; never fatal, not a skipped line."""
+        self.notes.append(ReadProblem(str(path), line, reason))

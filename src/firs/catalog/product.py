@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Product:
-    """One catalogue product. `image` is a local path or an http(s) URL."""
+    """One catalogue product. `image` is a local path or an http(s) URL.
+
+    `images` holds all the product's pictures in catalogue order, each checked like `image`;
+    the first is always `image` (the one indexed), so a reader that knows of one picture only may
+    leave `images` out.
+    """
 
     id: str
     image: str
@@ -17,6 +22,10 @@ class Product:
     price: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     origin: str = ""  # "file:line" the product was read from
+    images: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.images = list(dict.fromkeys([self.image, *self.images]))
 
     @property
     def category(self) -> str:

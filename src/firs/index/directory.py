@@ -5,8 +5,10 @@
       products.sqlite      the product store: products, their labels, a full-text index
       tags.npz             the inverted tag index: label -> ANN labels (index/postings.py)
       images.sqlite        the product pictures the service sends (index/images.py)
+      model/               the `firs train` model the index was built with, if any
       views/<view>/        one per search view (simple: whole photo; fine: the item alone)
-        whitening.npz      the catalogue-fitted whitening (mean, projection)
+        whitening.npz      the catalogue-fitted whitening (mean, projection), or a model's catalogue head
+        query.npz          with a model: its query head (photos are mapped by it, products by whitening.npz)
         ann.faiss          the HNSW graph (faiss) over whitened vectors; label = products.idx
         features/part-*.parquet   raw features: rebuild any index without re-embedding
 
@@ -39,6 +41,8 @@ ANN = "ann.faiss"
 FEATURES = "features"
 POSTINGS = "tags.npz"
 IMAGES = "images.sqlite"
+QUERY_MAP = "query.npz"  # a view's query-side map, when a trained model gives one
+MODEL_DIR = "model"  # the trained model an index was built with, copied in
 
 
 def view_dir(view: str) -> str:

@@ -19,6 +19,7 @@ from ..index.images import ImageStore
 from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
+from ..train.model_dir import HEAD
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, GarmentLocaliser
@@ -139,8 +140,20 @@ def spec_from_manifest(manifest: dict[str, Any], where: Path) -> EmbedderSpec:
 
 @dataclass
 class _View:
-    whitening: Whitening
+    whitening: Whitening  # maps catalogue features (and photos, unless `query` is set)
     ann: AnnIndex
+    query: Whitening | None = None  # a trained model's query head
+
+    @property
+    def photo_map(self) -> Whitening:
+        return self.query or self.whitening
+
+
+def _load_map(path: Path) -> Whitening:
+    try:
+        return Whitening.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexFormatError(f"{path}: unreadable ({exc})") from None
 
 
 class SearchEngine:
@@ -162,8 +175,12 @@ class SearchEngine:
         if not isinstance(views, dict) or "simple" not in views:
             raise IndexFormatError(f"{self.index_dir}: manifest lists no search views")
         needed = [layout.STORE, layout.POSTINGS]
-        for view in views:
+        for view, info in views.items():
             needed += [f"{layout.view_dir(view)}/{layout.WHITENING}", f"{layout.view_dir(view)}/{layout.ANN}"]
+            if info.get("whitening", {}).get("query"):
+                needed.append(f"{layout.view_dir(view)}/{layout.QUERY_MAP}")
+        if "model" in self.manifest:
+            needed.append(f"{layout.MODEL_DIR}/{HEAD}")
         layout.verify_files(self.index_dir, self.manifest, needed, full=verify)
         # The pictures only by size: hashing gigabytes of JPEGs at every start buys little.
         layout.verify_files(self.index_dir, self.manifest, [layout.IMAGES], full=False)
@@ -179,11 +196,12 @@ class SearchEngine:
         self.views: dict[str, _View] = {}
         for view, info in views.items():
             folder = self.index_dir / layout.view_dir(view)
-            try:
-                whitening = Whitening.load(folder / layout.WHITENING)
-            except (OSError, ValueError, KeyError) as exc:
-                raise IndexFormatError(f"{folder / layout.WHITENING}: unreadable ({exc})") from None
-            self.views[view] = _View(whitening, AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params))
+            query = info.get("whitening", {}).get("query")
+            self.views[view] = _View(
+                _load_map(folder / layout.WHITENING),
+                AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params),
+                _load_map(folder / query) if query else None,
+            )
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
         self.pictures = ImageStore.open_readonly(self.index_dir / layout.IMAGES)
         self.postings = Postings.load(self.index_dir / layout.POSTINGS)
@@ -224,9 +242,10 @@ class SearchEngine:
         return out
 
     def vector_of(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
-        """Whitened vector and ImageNet probabilities of one picture in one view."""
+        """Search vector (whitened, or mapped by a trained query head) and ImageNet
+        probabilities of one photo in one view."""
         features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
-        return self.views[view].whitening.apply(features), probabilities
+        return self.views[view].photo_map.apply(features), probabilities
 
     def catalogue_region(self, near: list[Neighbour], region: str, found: list[str]) -> str | None:
         """The body region to search instead of `region`, when the nearest products' catalogue

@@ -1,0 +1,1 @@
+"""Learning the garment embedding: pairs in, a model directory out (`firs train`)."""

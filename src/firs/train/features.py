@@ -1,0 +1,174 @@
+"""Frozen-backbone features for training, computed once and cached in the model folder.
+
+Catalogue side: each product's fine view, made exactly as `firs build` makes it. Query side:
+the garment the localiser cuts out of the query photo (in the region the product's category
+names), then `views - 1` street versions of that cut-out (train/augment.py). Pose, masks and
+the backbone are the expensive part and do not change between epochs, so they run here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..build.embed_stage import Prepared, embed_images
+from ..build.pipeline import catalogue_loader
+from ..build.views import FINE_RESIZE, region_for_categories
+from ..catalog.fetch import FetchPolicy, ImageFetcher
+from ..catalog.product import Product
+from ..vision.decode import load_image
+from ..vision.embedder import Embedder
+from ..vision.localiser import GarmentLocaliser
+from .augment import AUGMENTATIONS, street_view
+from .pairs import Pair
+
+OCCLUDERS = 48  # catalogue pictures that may stand in front of a query's garment
+
+
+@dataclass
+class CatalogueFeatures:
+    ids: list[str]
+    features: np.ndarray  # (n, 1280) float32, the fine view
+    failures: dict[str, str]
+
+
+@dataclass
+class QueryFeatures:
+    pairs: list[Pair]
+    features: np.ndarray  # (n, views, 1280) float32; view 0 the clean cut-out
+    failures: dict[str, str]  # pair origin -> reason
+
+
+def _fingerprint(parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_key(path: str) -> list[object]:
+    try:
+        info = Path(path).stat()
+        return [path, info.st_size, int(info.st_mtime)]
+    except OSError:
+        return [path, None, None]
+
+
+def _cached(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError):
+        return None  # a cache cut short by a crash: compute again
+
+
+def _store(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.npz")
+    np.savez(partial, **arrays)
+    partial.replace(path)
+
+
+def catalogue_features(
+    products: list[Product],
+    embedder: Embedder,
+    localiser: GarmentLocaliser,
+    cache: Path,
+    image_cache: Path,
+    fetch: FetchPolicy | None = None,
+    progress: bool = True,
+) -> tuple[CatalogueFeatures, dict[str, str]]:
+    """Fine-view features of every product whose image works; also returns id -> local image path."""
+    fetched = ImageFetcher(image_cache, fetch).fetch_all(products, progress)
+    failures = {p.id: fetched[p.id].error or "fetch failed" for p in products if fetched[p.id].path is None}
+    paths = {p.id: str(fetched[p.id].path) for p in products if fetched[p.id].path is not None}
+    key = _fingerprint(
+        [embedder.identity["weights_sha256"], "fine", sorted([*_file_key(v), k] for k, v in paths.items())]
+    )
+    target = cache / f"catalogue-{key}.npz"
+    stored = _cached(target)
+    if stored is not None:
+        ids = [str(x) for x in stored["ids"]]
+        return CatalogueFeatures(ids, stored["features"].astype(np.float32), failures), paths
+    load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
+    embedded = embed_images(list(paths.items()), embedder, load, progress=progress, desc="catalogue features")
+    failures.update(embedded.failures)
+    features = embedded.features.get("fine", np.zeros((0, 1280), np.float32))
+    _store(target, ids=np.array(embedded.ids), features=features.astype(np.float16))
+    return CatalogueFeatures(embedded.ids, features, failures), paths
+
+
+def _occluders(paths: list[str], seed: int) -> list[Image.Image]:
+    chosen = random.Random(seed).sample(paths, min(OCCLUDERS, len(paths)))
+    pictures = []
+    for path in chosen:
+        try:
+            picture = load_image(path)
+        except Exception:  # an unusable occluder is simply not used
+            continue
+        picture.thumbnail((160, 160))
+        pictures.append(picture)
+    return pictures
+
+
+def query_features(
+    pairs: list[Pair],
+    categories: dict[str, list[str]],
+    embedder: Embedder,
+    localiser: GarmentLocaliser,
+    cache: Path,
+    occluder_paths: list[str],
+    views: int = 4,
+    seed: int = 0,
+    augmentations: tuple[str, ...] = AUGMENTATIONS,
+    progress: bool = True,
+) -> QueryFeatures:
+    """The garment cut out of each query photo, clean and in `views - 1` street versions."""
+    key = _fingerprint(
+        [
+            embedder.identity["weights_sha256"],
+            views,
+            seed,
+            sorted(augmentations),
+            [_file_key(str(p.query)) for p in pairs],
+        ]
+    )
+    target = cache / f"queries-{key}.npz"
+    stored = _cached(target)
+    by_origin = {p.origin: p for p in pairs}
+    if stored is not None:
+        kept = [by_origin[str(o)] for o in stored["origins"]]
+        failed = dict(zip((str(o) for o in stored["failed"]), (str(r) for r in stored["reasons"]), strict=True))
+        return QueryFeatures(kept, stored["features"].astype(np.float32), failed)
+    occluders = _occluders(occluder_paths, seed)
+
+    def load(origin: str, path: str) -> Prepared:
+        pair = by_origin[origin]
+        region = region_for_categories(categories.get(pair.product_id, []))
+        located = localiser.locate(load_image(path), region=region, strict=False)
+        cut = located.items[0].view
+        rng = random.Random(f"{seed}:{origin}")
+        arrays = {"v0": embedder.prepare(cut, FINE_RESIZE)}
+        for number in range(1, views):
+            arrays[f"v{number}"] = embedder.prepare(street_view(cut, rng, occluders, augmentations), FINE_RESIZE)
+        return Prepared(arrays, located.fallback or "worn")
+
+    items = [(p.origin, str(p.query)) for p in pairs]
+    embedded = embed_images(items, embedder, load, progress=progress, desc="query features")
+    features = np.stack([embedded.features[f"v{n}"] for n in range(views)], axis=1) if embedded.ids else None
+    if features is None:
+        features = np.zeros((0, views, 1280), np.float32)
+    failed = embedded.failures
+    _store(
+        target,
+        origins=np.array(embedded.ids),
+        features=features.astype(np.float16),
+        failed=np.array(list(failed), dtype=str),
+        reasons=np.array(list(failed.values()), dtype=str),
+    )
+    return QueryFeatures([by_origin[o] for o in embedded.ids], features, failed)

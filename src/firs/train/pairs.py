@@ -1,0 +1,53 @@
+"""Training pairs: a query photo and the catalogue product it shows.
+
+PAIRS.tsv has `firs eval`'s format: a header `query<TAB>product_id`, then one pair a line,
+query paths relative to the file. Bad lines (wrong field count, a missing photo, a product
+the catalogue lacks) are reported with file:line and skipped; `--strict` stops at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalog.problems import ProblemLog
+from ..errors import FirsError
+
+HEADER = ["query", "product_id"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    query: Path
+    product_id: str
+    origin: str  # file:line
+
+
+def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pair]:
+    """The usable pairs of a PAIRS.tsv; a missing file or header is fatal, bad lines are reported."""
+    path = Path(path)
+    if not path.is_file():
+        raise FirsError(f"{path}: pairs file not found")
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+        if [field.strip() for field in header] != HEADER:
+            raise FirsError(f"{path}:1: header must be 'query<TAB>product_id', found {header!r}")
+        pairs: list[Pair] = []
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = [field.strip() for field in line.split("\t")]
+            if len(fields) != 2 or not all(fields):
+                problems.report(str(path), number, f"expected 'query<TAB>product_id', found {line[:200]!r}")
+                continue
+            query, product_id = path.parent / fields[0], fields[1]
+            if product_id not in products:
+                problems.report(str(path), number, f"product {product_id!r} is not in the catalogue")
+            elif not query.is_file():
+                problems.report(str(path), number, f"query photo {query} not found")
+            else:
+                pairs.append(Pair(query, product_id, f"{path}:{number}"))
+    if not pairs:
+        raise FirsError(f"{path}: no usable pairs ({len(problems.problems)} bad lines)")
+    return pairs

@@ -1,0 +1,160 @@
+"""`firs train`: catalogue and pairs in, a model folder out.
+
+Read the catalogue (any format `firs build` reads) and the pairs; compute the frozen
+features once (cached in MODEL_DIR/cache); hold out a share of the products; train the heads
+with early stopping, a checkpoint each epoch and the best heads saved as they come.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..catalog.fetch import FetchPolicy
+from ..catalog.problems import ProblemLog
+from ..catalog.sources import read_catalog
+from ..errors import FirsError
+from ..vision.embedder import Embedder
+from ..vision.localiser import GarmentLocaliser
+from .features import catalogue_features, query_features
+from .model_dir import TrainedModel
+from .pairs import read_pairs
+from .trainer import Outcome, TrainOptions, split_by_product, train_heads
+
+
+@dataclass
+class TrainSetup:
+    catalog: list[Path]
+    out: Path
+    pairs: Path | None = None
+    options: TrainOptions = field(default_factory=TrainOptions)
+    views: int = 4  # the clean cut-out and 3 street versions per query
+    image_roots: list[Path] = field(default_factory=list)
+    cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    strict: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainReport:
+    pairs: int
+    skipped: list[str]
+    failed: dict[str, str]
+    train_pairs: int
+    val_pairs: int
+    val_products: int
+    catalogue: int
+    outcome: Outcome
+    seconds: dict[str, float]
+
+
+def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainReport:
+    clock, seconds = time.perf_counter(), {}
+    products, problems = read_catalog(setup.catalog, strict=setup.strict, image_roots=setup.image_roots)
+    if not products:
+        raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
+    if setup.pairs is None:
+        raise FirsError("training without --queries (pairs mined from the catalogue) is not available yet")
+    pair_problems = ProblemLog(strict=setup.strict)
+    pairs = read_pairs(setup.pairs, {p.id for p in products}, pair_problems)
+    embedder = embedder or Embedder(threads=None)
+    localiser = GarmentLocaliser()
+    cache = setup.out / "cache"
+    catalogue, paths = catalogue_features(
+        products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress
+    )
+    row_of = {product_id: row for row, product_id in enumerate(catalogue.ids)}
+    usable = [p for p in pairs if p.product_id in row_of]
+    dropped = {
+        p.origin: f"product {p.product_id}: {catalogue.failures.get(p.product_id, 'no image')}"
+        for p in pairs
+        if p.product_id not in row_of
+    }
+    queries = query_features(
+        usable,
+        {p.id: p.categories for p in products},
+        embedder,
+        localiser,
+        cache,
+        list(paths.values()),
+        setup.views,
+        setup.options.seed,
+        progress=setup.progress,
+    )
+    seconds["features"] = time.perf_counter() - clock
+    if not queries.pairs:
+        raise FirsError("no pair has a usable query photo and product image")
+    targets = np.array([row_of[p.product_id] for p in queries.pairs])
+    held_out = split_by_product([p.product_id for p in queries.pairs], setup.options.val_fraction, setup.options.seed)
+    val_rows = np.array([i for i, p in enumerate(queries.pairs) if p.product_id in held_out], dtype=np.int64)
+    data_key = _data_key(catalogue.ids, queries.pairs, setup.views)
+    info: dict[str, Any] = {
+        "kind": "linear heads (query, catalogue) on frozen backbone features, InfoNCE over the catalogue",
+        "backbone": embedder.identity,
+        "trained_on": {
+            "pairs": str(setup.pairs),
+            "catalogue": [str(s) for s in setup.catalog],
+            "pairs_used": len(queries.pairs),
+            "catalogue_products": len(catalogue.ids),
+            "val_products": len(held_out),
+            "val_pairs": len(val_rows),
+            "data_fingerprint": data_key,
+        },
+        "views_per_query": setup.views,
+        "options": setup.options.as_dict(),
+        "firs_version": __version__,
+    }
+
+    def save(outcome: Outcome) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        model = TrainedModel(
+            outcome.query,
+            outcome.catalogue,
+            {**info, "created": stamp, "history": outcome.history, "best_epoch": outcome.best_epoch},
+        )
+        model.save(setup.out)
+
+    clock = time.perf_counter()
+    outcome = train_heads(
+        catalogue.features,
+        queries.features,
+        targets,
+        val_rows,
+        setup.options,
+        setup.out,
+        data_key,
+        resume=setup.resume,
+        progress=setup.progress,
+        on_best=save,
+    )
+    save(outcome)
+    seconds["train"] = time.perf_counter() - clock
+    return TrainReport(
+        pairs=len(pairs),
+        skipped=[str(p) for p in pair_problems.problems + problems.problems],
+        failed={**dropped, **queries.failures},
+        train_pairs=len(queries.pairs) - len(val_rows),
+        val_pairs=len(val_rows),
+        val_products=len(held_out),
+        catalogue=len(catalogue.ids),
+        outcome=outcome,
+        seconds=seconds,
+    )
+
+
+def _data_key(ids: list[str], pairs: list[Any], views: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in [*ids, *(f"{p.query}\t{p.product_id}" for p in pairs), str(views)]:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,291 @@
+"""Training the heads: per side a linear map from backbone features, then L2.
+
+Both maps start as the catalogue's PCA-whitening (what an index without a model uses), so
+epoch 0 is the untrained search and training can only be kept if it beats it. The loss is
+InfoNCE over the whole catalogue: each query's product against every other catalogue
+product (in-batch and catalogue-wide hard negatives at once; a 10k-product catalogue is one
+matrix product). Validation holds out whole products, never single queries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..errors import FirsError
+from ..index.whitening import Whitening, fit_whitening
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 30
+    dim: int = 256
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.05
+    shared: bool = False  # one map for both sides
+    val_fraction: float = 0.2
+    patience: int = 4  # epochs without a better validation score before stopping
+    seed: int = 0
+    device: str = "auto"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # query rows
+    val: np.ndarray
+    val_products: list[str]
+
+
+@dataclass
+class Outcome:
+    query: Whitening
+    catalogue: Whitening
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def split_by_product(products: list[str], fraction: float, seed: int) -> set[str]:
+    """The held-out products: a seeded `fraction` of the distinct product ids."""
+    distinct = sorted(set(products))
+    rng = np.random.default_rng(seed)
+    count = round(len(distinct) * fraction) if fraction > 0 else 0
+    if fraction > 0 and len(distinct) > 1:
+        count = min(max(1, count), len(distinct) - 1)
+    return {distinct[i] for i in rng.permutation(len(distinct))[:count]}
+
+
+def recall(scores: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 20)) -> dict[str, float]:
+    """Recall@k of each query's target among the scores' columns."""
+    target_scores = scores.gather(1, targets[:, None])
+    ranks = (scores > target_scores).sum(dim=1)
+    return {f"R@{k}": float((ranks < k).float().mean()) for k in ks}
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FirsError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    return torch.device(name)
+
+
+class _Heads(torch.nn.Module):
+    def __init__(self, start: Whitening, shared: bool) -> None:
+        super().__init__()
+        mean = torch.from_numpy(start.mean.astype(np.float32))
+        projection = torch.from_numpy(start.projection.astype(np.float32))
+        self.catalogue_mean = torch.nn.Parameter(mean.clone())
+        self.catalogue_projection = torch.nn.Parameter(projection.clone())
+        self.shared = shared
+        if not shared:
+            self.query_mean = torch.nn.Parameter(mean.clone())
+            self.query_projection = torch.nn.Parameter(projection.clone())
+
+    def _map(self, x: torch.Tensor, side: str) -> torch.Tensor:
+        side = "catalogue" if self.shared else side
+        mean, projection = getattr(self, f"{side}_mean"), getattr(self, f"{side}_projection")
+        return torch.nn.functional.normalize((x - mean) @ projection, dim=-1)
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return self._map(x, "query")
+
+    def catalogue(self, x: torch.Tensor) -> torch.Tensor:
+        return self._map(x, "catalogue")
+
+    def as_whitenings(self) -> tuple[Whitening, Whitening]:
+        side = "catalogue" if self.shared else "query"
+        q = Whitening(
+            getattr(self, f"{side}_mean").detach().cpu().numpy(),
+            getattr(self, f"{side}_projection").detach().cpu().numpy(),
+        )
+        c = Whitening(self.catalogue_mean.detach().cpu().numpy(), self.catalogue_projection.detach().cpu().numpy())
+        return q, c
+
+
+def _options_key(options: TrainOptions, data_key: str) -> str:
+    fixed = {k: v for k, v in options.as_dict().items() if k not in ("epochs", "device", "patience")}
+    return json.dumps({**fixed, "data": data_key}, sort_keys=True)
+
+
+def train_heads(
+    catalogue: np.ndarray,
+    queries: np.ndarray,
+    targets: np.ndarray,
+    val_rows: np.ndarray,
+    options: TrainOptions,
+    folder: Path,
+    data_key: str,
+    resume: bool = False,
+    progress: bool = True,
+    on_best: Any = None,
+) -> Outcome:
+    """Train on `queries` (n, views, d) whose products are rows `targets` of `catalogue` (m, d);
+    `val_rows` are the held-out queries. A checkpoint lands in `folder` after every epoch;
+    `on_best(outcome)` is called whenever validation improves (the caller saves the model)."""
+    torch.manual_seed(options.seed)
+    device = _device(options.device)
+    start = fit_whitening(catalogue, options.dim)
+    heads = _Heads(start, options.shared).to(device)
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    cat = torch.from_numpy(catalogue.astype(np.float32)).to(device)
+    qs = torch.from_numpy(queries.astype(np.float32)).to(device)
+    tg = torch.from_numpy(targets.astype(np.int64)).to(device)
+    val = torch.from_numpy(val_rows.astype(np.int64)).to(device)
+    train_rows = np.setdiff1d(np.arange(len(queries)), val_rows)
+    if len(train_rows) == 0:
+        raise FirsError("no training pairs left after holding out the validation products")
+    outcome = Outcome(*heads.as_whitenings())
+    key = _options_key(options, data_key)
+    first_epoch, best, waited = 1, -math.inf, 0
+    state_dir = folder / CHECKPOINT
+    if resume and (state_dir / "state.json").is_file():
+        state = json.loads((state_dir / "state.json").read_text())
+        if state.get("key") != key:
+            raise FirsError(
+                f"{state_dir}: the checkpoint was made with other data or options; drop --resume to start over"
+            )
+        tensors = load_file(str(state_dir / "state.safetensors"), device=str(device))
+        heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
+        optimizer.load_state_dict(_optimizer_state(optimizer, tensors, state["optimizer"]))
+        outcome.history, outcome.best_epoch = state["history"], state["best_epoch"]
+        first_epoch, best, waited = state["epoch"] + 1, state["best"], state["waited"]
+        outcome.query = Whitening(
+            tensors["best.query_mean"].cpu().numpy(), tensors["best.query_projection"].cpu().numpy()
+        )
+        outcome.catalogue = Whitening(
+            tensors["best.catalogue_mean"].cpu().numpy(), tensors["best.catalogue_projection"].cpu().numpy()
+        )
+
+    def validate() -> dict[str, float]:
+        with torch.no_grad():
+            c = heads.catalogue(cat)
+            scores = heads.query(qs[val, 0]) @ c.T
+            clean = recall(scores, tg[val])
+            street = recall(heads.query(qs[val, -1]) @ c.T, tg[val]) if qs.shape[1] > 1 else clean
+        return {
+            "val_R@1": clean["R@1"],
+            "val_R@20": clean["R@20"],
+            "val_street_R@1": street["R@1"],
+            "val_street_R@20": street["R@20"],
+        }
+
+    if first_epoch == 1:
+        outcome.history = [{"epoch": 0, "loss": float("nan"), **validate()}]  # the untrained search
+        best = _score(outcome.history[0])
+    bar = tqdm(
+        range(first_epoch, options.epochs + 1),
+        desc="train",
+        unit="epoch",
+        disable=not progress,
+        initial=first_epoch - 1,
+        total=options.epochs,
+    )
+    for epoch in bar:
+        generator = np.random.default_rng(options.seed * 100_003 + epoch)  # resumable without saved RNG state
+        order = generator.permutation(train_rows)
+        views = generator.integers(0, qs.shape[1], len(order))
+        losses = []
+        heads.train()
+        for begin in range(0, len(order), options.batch_size):
+            rows = torch.from_numpy(order[begin : begin + options.batch_size]).to(device)
+            picked = torch.from_numpy(views[begin : begin + options.batch_size]).to(device)
+            q = heads.query(qs[rows, picked])
+            logits = q @ heads.catalogue(cat).T / options.temperature
+            loss = torch.nn.functional.cross_entropy(logits, tg[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+        heads.eval()
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), **validate()}
+        outcome.history.append(entry)
+        score = _score(entry)
+        if score > best:
+            best, waited, outcome.best_epoch = score, 0, epoch
+            outcome.query, outcome.catalogue = heads.as_whitenings()
+            if on_best is not None:
+                on_best(outcome)
+        else:
+            waited += 1
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", R1=f"{entry['val_R@1']:.3f}", R20=f"{entry['val_R@20']:.3f}")
+        _checkpoint(
+            state_dir,
+            heads,
+            optimizer,
+            outcome,
+            {
+                "key": key,
+                "epoch": epoch,
+                "history": outcome.history,
+                "best": best,
+                "best_epoch": outcome.best_epoch,
+                "waited": waited,
+            },
+        )
+        if len(val_rows) and waited >= options.patience:
+            outcome.stopped_early = True
+            break
+    bar.close()
+    return outcome
+
+
+def _score(entry: dict[str, float]) -> float:
+    """What 'better' means for early stopping: street and clean recall, top-1 and top-20."""
+    return entry["val_R@1"] + entry["val_R@20"] + entry["val_street_R@1"] + entry["val_street_R@20"]
+
+
+def _checkpoint(
+    folder: Path, heads: torch.nn.Module, optimizer: torch.optim.Optimizer, outcome: Outcome, state: dict[str, Any]
+) -> None:
+    """The epoch's state (heads, optimizer, the best heads so far, counters), written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"heads.{k}": v.detach().contiguous() for k, v in heads.state_dict().items()}
+    for side, whitening in (("query", outcome.query), ("catalogue", outcome.catalogue)):
+        tensors[f"best.{side}_mean"] = torch.from_numpy(np.ascontiguousarray(whitening.mean, dtype=np.float32))
+        tensors[f"best.{side}_projection"] = torch.from_numpy(
+            np.ascontiguousarray(whitening.projection, dtype=np.float32)
+        )
+    layout: dict[str, Any] = {"param_groups": optimizer.state_dict()["param_groups"], "state": {}}
+    for index, values in optimizer.state_dict()["state"].items():
+        layout["state"][str(index)] = {}
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().contiguous().reshape(value.shape or (1,))
+                layout["state"][str(index)][name] = {"tensor": list(value.shape)}
+            else:
+                layout["state"][str(index)][name] = {"value": value}
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(folder / "state.safetensors.part"))
+    (folder / "state.safetensors.part").replace(folder / "state.safetensors")
+    (folder / "state.json.part").write_text(json.dumps({**state, "optimizer": layout}) + "\n")
+    (folder / "state.json.part").replace(folder / "state.json")
+
+
+def _optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], layout: dict[str, Any]
+) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for index, values in layout["state"].items():
+        entry: dict[str, Any] = {}
+        for name, spec in values.items():
+            if "tensor" in spec:
+                entry[name] = tensors[f"optimizer.{index}.{name}"].reshape(spec["tensor"])
+            else:
+                entry[name] = spec["value"]
+        state[int(index)] = entry
+    return {"param_groups": layout["param_groups"], "state": state}
