@@ -1,4 +1,4 @@
-"""The `firs` command: build, search, eval, serve, demo."""
+"""The `firs` command: build, train, search, eval, serve, demo."""
 
 from __future__ import annotations
 
@@ -57,7 +57,43 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch")
+    p.add_argument(
+        "--model", type=Path, metavar="MODEL_DIR", help="a `firs train` model: its learned garment embedding"
+    )
     p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="learn the garment embedding from pairs",
+        description=(
+            "Learn the garment embedding from query photos paired with catalogue products (PAIRS.tsv: "
+            "query<TAB>product_id, paths relative to the file). Writes MODEL_DIR for `firs build --model`."
+        ),
+    )
+    p.add_argument("--queries", type=Path, metavar="PAIRS.tsv", help="query photos paired with product ids")
+    p.add_argument("--catalog", type=Path, nargs="+", required=True, metavar="SOURCE", help="the catalogue sources")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR", help="the model folder to write")
+    p.add_argument("--epochs", type=int, default=30, help="at most this many epochs (early stopping may end sooner)")
+    p.add_argument("--dim", type=int, default=256, help="dimensions of the learned embedding (256)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of products held out for validation")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: the GPU when there is one")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the augmentations and the training")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in MODEL_DIR")
+    p.add_argument("--views", type=int, default=4, help="per query: the clean cut-out and VIEWS-1 street versions")
+    p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
+    p.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="repeatable: a folder local image paths may lie in besides the catalogue's own",
+    )
+    p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
+    p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -158,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"firs {__version__}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(sub)
+    _add_train(sub)
     _add_search(sub)
     _add_eval(sub)
     _add_serve(sub)
@@ -183,6 +220,7 @@ def _run_build(args: argparse.Namespace) -> int:
             allow_private=args.allow_private_urls,
         ),
         image_roots=args.image_root,
+        model=args.model,
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
@@ -192,6 +230,57 @@ def _run_build(args: argparse.Namespace) -> int:
         options.whitening_dim = args.whitening_dim
     report = build_index(args.sources, args.out, options)
     print_summary(report, args.out)
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train.run import TrainSetup, train_model
+    from .train.trainer import TrainOptions
+
+    if args.epochs < 1 or args.dim < 2 or not 0 <= args.val_fraction < 1 or args.views < 1:
+        raise FirsError("--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1 and --views >= 1, please")
+    options = TrainOptions(
+        epochs=args.epochs,
+        dim=args.dim,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        shared=args.shared,
+    )
+    setup = TrainSetup(
+        catalog=args.catalog,
+        out=args.out,
+        pairs=args.queries,
+        options=options,
+        views=args.views,
+        image_roots=args.image_root,
+        strict=args.strict,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    if args.cache_dir:
+        setup.cache_dir = args.cache_dir
+    report = train_model(setup)
+    history = report.outcome.history
+    print(f"model written to {args.out}")
+    print(
+        f"  pairs {report.pairs}: train {report.train_pairs}, held out {report.val_pairs} "
+        f"({report.val_products} products); catalogue {report.catalogue} products"
+    )
+    for line in report.skipped[:5]:
+        print(f"  skipped: {line}")
+    if len(report.skipped) > 5:
+        print(f"  ... and {len(report.skipped) - 5} more skipped lines")
+    for origin, reason in list(report.failed.items())[:5]:
+        print(f"  failed: {origin}: {reason}")
+    untrained, best = history[0], history[report.outcome.best_epoch]
+    for name, entry in (("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)):
+        print(
+            f"  {name}: held-out R@1 {entry['val_R@1']:.3f} R@20 {entry['val_R@20']:.3f}; "
+            f"street R@1 {entry['val_street_R@1']:.3f} R@20 {entry['val_street_R@20']:.3f}"
+        )
+    minutes = {k: round(v / 60, 1) for k, v in report.seconds.items()}
+    print(f"  minutes: {minutes}" + ("; stopped early" if report.outcome.stopped_early else ""))
     return 0
 
 
@@ -293,6 +382,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "build": _run_build,
+    "train": _run_train,
     "search": _run_search,
     "eval": _run_eval,
     "serve": _run_serve,

@@ -7,6 +7,7 @@ with early stopping, a checkpoint each epoch and the best heads saved as they co
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ class TrainSetup:
     strict: bool = False
     resume: bool = False
     progress: bool = True
+    feature_cache: Path | None = None  # where frozen features are kept (default MODEL_DIR/cache)
 
 
 @dataclass
@@ -67,7 +69,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     pairs = read_pairs(setup.pairs, {p.id for p in products}, pair_problems)
     embedder = embedder or Embedder(threads=None)
     localiser = GarmentLocaliser()
-    cache = setup.out / "cache"
+    cache = setup.feature_cache or setup.out / "cache"
     catalogue, paths = catalogue_features(
         products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress
     )
@@ -151,8 +153,6 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
 
 
 def _data_key(ids: list[str], pairs: list[Any], views: int) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for text in [*ids, *(f"{p.query}\t{p.product_id}" for p in pairs), str(views)]:
         digest.update(text.encode())

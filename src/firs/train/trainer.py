@@ -109,13 +109,13 @@ class _Heads(torch.nn.Module):
         return self._map(x, "catalogue")
 
     def as_whitenings(self) -> tuple[Whitening, Whitening]:
-        side = "catalogue" if self.shared else "query"
-        q = Whitening(
-            getattr(self, f"{side}_mean").detach().cpu().numpy(),
-            getattr(self, f"{side}_projection").detach().cpu().numpy(),
-        )
-        c = Whitening(self.catalogue_mean.detach().cpu().numpy(), self.catalogue_projection.detach().cpu().numpy())
-        return q, c
+        """Copies of the current maps (query side, catalogue side)."""
+
+        def copy(side: str) -> Whitening:
+            mean, projection = getattr(self, f"{side}_mean"), getattr(self, f"{side}_projection")
+            return Whitening(mean.detach().cpu().numpy().copy(), projection.detach().cpu().numpy().copy())
+
+        return copy("catalogue" if self.shared else "query"), copy("catalogue")
 
 
 def _options_key(options: TrainOptions, data_key: str) -> str:
@@ -211,7 +211,7 @@ def train_heads(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         heads.eval()
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), **validate()}
         outcome.history.append(entry)
