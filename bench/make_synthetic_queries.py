@@ -52,17 +52,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("bench/out/synthetic"))
+    parser.add_argument("--queries", type=Path, help="make them from this TSV's queries (default: all dev queries)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    with (args.data / "queries.tsv").open() as handle:
+    source = args.queries or args.data / "queries.tsv"
+    with source.open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:  # query paths are relative to their TSV (absolute ones stay as they are)
+        row["query"] = str(source.parent / row["query"])
     rows = rng.sample(rows, min(args.n, len(rows)))
     products = sorted((args.data / "products").glob("*.jpg"))
     estimator = PoseEstimator()
     (args.out / "queries").mkdir(parents=True, exist_ok=True)
     written = []
     for row in tqdm(rows, desc="synthetic queries"):
-        person = load_image(args.data / row["query"])
+        person = load_image(row["query"])
         pose = estimator.estimate(np.asarray(person))
         if pose is None:
             continue

@@ -46,7 +46,13 @@ def paired(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(paired: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One feature cache for every training run here: pose and backbone run once."""
+    return tmp_path_factory.mktemp("features")
+
+
+@pytest.fixture(scope="module")
+def trained(paired: Path, features: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
     out = tmp_path_factory.mktemp("model") / "model"
     setup = TrainSetup(
         catalog=[paired / "catalog.csv"],
@@ -55,6 +61,7 @@ def trained(paired: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Em
         options=TrainOptions(**OPTIONS),
         views=2,
         progress=False,
+        feature_cache=features,
     )
     train_model(setup, embedder)
     return out
@@ -102,6 +109,7 @@ def test_interrupted_training_resumes_where_it_stopped(
             views=2,
             resume=resume,
             progress=False,
+            feature_cache=features,
         )
         return train_model(setup, embedder).outcome.history
 

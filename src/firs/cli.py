@@ -76,11 +76,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queries", type=Path, metavar="PAIRS.tsv", help="query photos paired with product ids")
     p.add_argument("--catalog", type=Path, nargs="+", required=True, metavar="SOURCE", help="the catalogue sources")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR", help="the model folder to write")
-    p.add_argument("--epochs", type=int, default=30, help="at most this many epochs (early stopping may end sooner)")
-    p.add_argument("--dim", type=int, default=256, help="dimensions of the learned embedding (256)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of products held out for validation")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: the GPU when there is one")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the augmentations and the training")
+    # Training defaults live in train.trainer.TrainOptions; an option not given keeps it.
+    p.add_argument("--epochs", type=int, help="at most this many epochs, early stopping may end sooner (30)")
+    p.add_argument("--dim", type=int, help="dimensions of the learned embedding (256)")
+    p.add_argument("--val-fraction", type=float, help="share of products held out for validation (0.2)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto (default): the GPU when there is one")
+    p.add_argument("--seed", type=int, help="seed of the split, the augmentations and the training (0)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in MODEL_DIR")
     p.add_argument("--views", type=int, default=4, help="per query: the clean cut-out and VIEWS-1 street versions")
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
@@ -93,6 +94,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="repeatable: a folder local image paths may lie in besides the catalogue's own",
     )
     p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
+    p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
+    p.add_argument("--learning-rate", type=float, help="AdamW step size (0.001)")
     p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -237,16 +240,14 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train.run import TrainSetup, train_model
     from .train.trainer import TrainOptions
 
-    if args.epochs < 1 or args.dim < 2 or not 0 <= args.val_fraction < 1 or args.views < 1:
+    given = {
+        name: getattr(args, name)
+        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate")
+        if getattr(args, name) is not None
+    }
+    options = TrainOptions(**given, shared=args.shared)
+    if options.epochs < 1 or options.dim < 2 or not 0 <= options.val_fraction < 1 or args.views < 1:
         raise FirsError("--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1 and --views >= 1, please")
-    options = TrainOptions(
-        epochs=args.epochs,
-        dim=args.dim,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        device=args.device,
-        shared=args.shared,
-    )
     setup = TrainSetup(
         catalog=args.catalog,
         out=args.out,
@@ -260,6 +261,7 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     if args.cache_dir:
         setup.cache_dir = args.cache_dir
+    setup.feature_cache = args.feature_cache
     report = train_model(setup)
     history = report.outcome.history
     print(f"model written to {args.out}")

@@ -108,6 +108,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
             "catalogue_products": len(catalogue.ids),
             "val_products": len(held_out),
             "val_pairs": len(val_rows),
+            "held_out_products": sorted(held_out),
             "data_fingerprint": data_key,
         },
         "views_per_query": setup.views,
