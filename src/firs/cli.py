@@ -95,7 +95,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
-    p.add_argument("--learning-rate", type=float, help="AdamW step size (0.001)")
+    p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
     p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -31,7 +31,7 @@ class TrainOptions:
     epochs: int = 30
     dim: int = 256
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3  # dev set, linear heads: 3e-3 beat 1e-3 (R@20 0.587 vs 0.546) and 1e-2 (0.571)
     weight_decay: float = 1e-4
     temperature: float = 0.05
     shared: bool = False  # one map for both sides
