@@ -15,6 +15,21 @@ from . import __version__
 from .errors import FirsError
 
 
+def _add_catalogue_reading(p: argparse.ArgumentParser) -> None:
+    """Options of every command that reads a catalogue and its images."""
+    p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
+    p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
+    p.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="repeatable: a folder local image paths may lie in besides the catalogue's own",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "build",
@@ -32,13 +47,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         choices=["auto", "amazon", "csv", "folder"],
         help="source format (auto: folder, *.csv, else Amazon JSON/dict lines)",
     )
-    p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
     p.add_argument(
         "--columns",
         metavar="FIELD=COLUMN,...",
         help="CSV column names, e.g. image=filename,title=name; image=images/{id}.jpg builds the path from columns",
     )
-    p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a download may wait for the server")
     p.add_argument("--deadline", type=float, default=60.0, help="seconds one download may take in all")
@@ -47,21 +60,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fetch image URLs on loopback, private and link-local addresses (refused by default)",
     )
-    p.add_argument(
-        "--image-root",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="DIR",
-        help="repeatable: a folder local image paths may lie in besides the catalogue's own",
-    )
     p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch")
     p.add_argument(
         "--model", type=Path, metavar="MODEL_DIR", help="a `firs train` model: its learned garment embedding"
     )
     p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_catalogue_reading(p)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -85,19 +90,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in MODEL_DIR")
     p.add_argument("--views", type=int, default=4, help="per query: the clean cut-out and VIEWS-1 street versions")
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
-    p.add_argument(
-        "--image-root",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="DIR",
-        help="repeatable: a folder local image paths may lie in besides the catalogue's own",
-    )
-    p.add_argument("--cache-dir", type=Path, help="downloaded images (default ~/.cache/firs/images)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
     p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
-    p.add_argument("--strict", action="store_true", help="a malformed line is fatal")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_catalogue_reading(p)
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
