@@ -45,7 +45,8 @@ class QueryFeatures:
     failures: dict[str, str]  # pair origin -> reason
 
 
-def _fingerprint(parts: object) -> str:
+def fingerprint(parts: object) -> str:
+    """A short, stable digest of JSON-able data: cache keys and the model's data fingerprint."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -87,7 +88,7 @@ def catalogue_features(
     fetched = ImageFetcher(image_cache, fetch).fetch_all(products, progress)
     failures = {p.id: fetched[p.id].error or "fetch failed" for p in products if fetched[p.id].path is None}
     paths = {p.id: str(fetched[p.id].path) for p in products if fetched[p.id].path is not None}
-    key = _fingerprint(
+    key = fingerprint(
         [embedder.identity["weights_sha256"], "fine", sorted([*_file_key(v), k] for k, v in paths.items())]
     )
     target = cache / f"catalogue-{key}.npz"
@@ -129,7 +130,7 @@ def query_features(
     progress: bool = True,
 ) -> QueryFeatures:
     """The garment cut out of each query photo, clean and in `views - 1` street versions."""
-    key = _fingerprint(
+    key = fingerprint(
         [
             embedder.identity["weights_sha256"],
             views,

@@ -7,7 +7,6 @@ with early stopping, a checkpoint each epoch and the best heads saved as they co
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from ..catalog.sources import read_catalog
 from ..errors import FirsError
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
-from .features import catalogue_features, query_features
+from .features import catalogue_features, fingerprint, query_features
 from .model_dir import TrainedModel
 from .pairs import read_pairs
 from .trainer import Outcome, TrainOptions, split_by_product, train_heads
@@ -97,7 +96,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     targets = np.array([row_of[p.product_id] for p in queries.pairs])
     held_out = split_by_product([p.product_id for p in queries.pairs], setup.options.val_fraction, setup.options.seed)
     val_rows = np.array([i for i, p in enumerate(queries.pairs) if p.product_id in held_out], dtype=np.int64)
-    data_key = _data_key(catalogue.ids, queries.pairs, setup.views)
+    data_key = fingerprint([catalogue.ids, [f"{p.query}\t{p.product_id}" for p in queries.pairs], setup.views])
     info: dict[str, Any] = {
         "kind": "linear heads (query, catalogue) on frozen backbone features, InfoNCE over the catalogue",
         "backbone": embedder.identity,
@@ -151,11 +150,3 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         outcome=outcome,
         seconds=seconds,
     )
-
-
-def _data_key(ids: list[str], pairs: list[Any], views: int) -> str:
-    digest = hashlib.sha256()
-    for text in [*ids, *(f"{p.query}\t{p.product_id}" for p in pairs), str(views)]:
-        digest.update(text.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]

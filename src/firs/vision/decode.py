@@ -52,11 +52,6 @@ class Photo:
     image: Image.Image
     size: tuple[int, int]
 
-    @property
-    def scale(self) -> float:
-        """Original pixels per pixel of `image` (1.0 when it was not reduced)."""
-        return self.size[0] / self.image.width
-
     def to_original(self, box: tuple[int, ...] | list[int]) -> list[int]:
         """A box (x0, y0, x1, y1) on `image` in the original's pixels, clipped to it."""
         sx, sy = self.size[0] / self.image.width, self.size[1] / self.image.height
