@@ -148,14 +148,14 @@ def test_an_unexpected_exception_is_a_failed_result(
 def test_interrupt_cancels_what_has_not_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
 
-    def fetch_one(self: ImageFetcher, product: Product) -> fetch.FetchResult:
-        started.append(product.id)
-        if product.id == "0":
+    def fetch_picture(self: ImageFetcher, key: str, source: str) -> fetch.FetchResult:
+        started.append(key)
+        if key == "0":
             raise KeyboardInterrupt
         time.sleep(0.01)
-        return fetch.FetchResult(product.id, "x")
+        return fetch.FetchResult(key, "x")
 
-    monkeypatch.setattr(ImageFetcher, "fetch_one", fetch_one)
+    monkeypatch.setattr(ImageFetcher, "fetch_picture", fetch_picture)
     fetcher = ImageFetcher(tmp_path, FetchPolicy(workers=1))
     with pytest.raises(KeyboardInterrupt):
         fetcher.fetch_all([Product(id=str(n), image="x") for n in range(200)], progress=False)

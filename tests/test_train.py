@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from skimage import data
 
 from firs.build.pipeline import BuildOptions, build_index
 from firs.catalog.problems import ProblemLog
@@ -16,6 +22,7 @@ from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
 from firs.search.engine import Query, SearchEngine
+from firs.train.augment import worn_view
 from firs.train.model_dir import HEAD, TrainedModel
 from firs.train.pairs import read_pairs
 from firs.train.run import TrainSetup, train_model
@@ -168,3 +175,99 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     )
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
+
+
+def _worn(garment: Image.Image, person: Image.Image) -> Image.Image:
+    """The garment pasted over the astronaut's suit: a person wearing it, as far as the localiser sees."""
+    picture = person.copy()
+    item = garment.resize((220, 220))
+    alpha = Image.eval(item.convert("L"), lambda v: 0 if v > 245 else 255)
+    picture.paste(item, (130, 292), alpha)
+    return picture
+
+
+def test_without_pairs_the_catalogue_s_worn_pictures_are_the_queries(
+    features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    person = Image.fromarray(data.astronaut())
+    specs = [s for s in catalogue_specs() if s.kind in ("t-shirt", "long-sleeve shirt")][:10]
+    (tmp_path / "img").mkdir()
+    with (tmp_path / "catalog.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "image", "category", "images"])
+        for number, spec in enumerate(specs):
+            shot = f"img/{spec.product_id}.png"
+            draw_garment(spec, size=128).save(tmp_path / shot)
+            if number < 8:  # a model wears it in the second picture
+                other = f"img/{spec.product_id}-worn.jpg"
+                _worn(draw_garment(spec, size=128, style=1), person).save(tmp_path / other)
+            else:  # a second flat shot: not a query
+                other = f"img/{spec.product_id}-back.png"
+                draw_garment(spec, size=128, style=2).save(tmp_path / other)
+            writer.writerow([spec.product_id, shot, spec.kind, f"{shot}|{other}"])
+    setup = TrainSetup(
+        catalog=[tmp_path / "catalog.csv"],
+        out=tmp_path / "model",
+        options=TrainOptions(**{**OPTIONS, "epochs": 2}),
+        views=2,
+        progress=False,
+        feature_cache=features,
+    )
+    report = train_model(setup, embedder)
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert report.source == info["trained_on"]["pair_source"] == "worn pictures"
+    assert info["trained_on"]["pairs_used"] == 8 and info["trained_on"]["pairs"] is None
+    not_worn = [origin for origin, reason in report.failed.items() if "no person wears it" in reason]
+    assert len(not_worn) == 2 and all(origin.endswith("picture 2") for origin in not_worn)
+
+
+def test_a_catalogue_without_worn_pictures_trains_on_synthetic_street_versions(
+    paired: Path, features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    setup = TrainSetup(
+        catalog=[paired / "catalog.csv"],
+        out=tmp_path / "model",
+        options=TrainOptions(**OPTIONS),
+        views=2,
+        progress=False,
+        feature_cache=features,
+    )
+    report = train_model(setup, embedder)
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert report.source == "synthetic" and info["trained_on"]["pairs_used"] == 64
+    untrained, best = info["history"][0], info["history"][info["best_epoch"]]
+    assert best["val_street_R@1"] + best["val_street_R@20"] > untrained["val_street_R@1"] + untrained["val_street_R@20"]
+
+
+def test_worn_view_bends_a_product_shot_and_keeps_its_colours() -> None:
+    spec = catalogue_specs()[0]
+    shot = draw_garment(spec, size=128)
+    view = worn_view(shot, random.Random(1), [Image.new("RGB", (64, 64), (0, 200, 0))])
+    assert view.size == shot.size and view.mode == "RGB"
+    pixels = np.asarray(view).reshape(-1, 3)
+    assert not np.array_equal(np.asarray(view), np.asarray(shot))
+    garment = pixels[(pixels < 245).any(axis=1)]
+    assert len(garment) > 0.1 * len(pixels)
+
+
+def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:
+    out, epochs = tmp_path / "model", 1500
+    command = [sys.executable, "-m", "firs.cli", "train", "--queries", str(paired / "pairs.tsv")]
+    command += ["--catalog", str(paired / "catalog.csv"), "--out", str(out), "--epochs", str(epochs)]
+    command += ["--dim", "16", "--views", "1", "--val-fraction", "0", "--feature-cache", str(features), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state, deadline = out / "checkpoint" / "state.json", time.monotonic() + 300
+    while not state.is_file():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.05, 0.5))
+    process.kill()  # kill -9: no handler runs
+    process.wait()
+    stopped = json.loads(state.read_text())["epoch"]  # the checkpoint is whole, never torn
+    assert 0 < stopped < epochs
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert [entry["epoch"] for entry in info["history"]] == list(range(epochs + 1))
+    assert info["best_epoch"] == epochs  # nothing held out: the last heads are the model

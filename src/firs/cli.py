@@ -75,10 +75,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="learn the garment embedding from pairs",
         description=(
             "Learn the garment embedding from query photos paired with catalogue products (PAIRS.tsv: "
-            "query<TAB>product_id, paths relative to the file). Writes MODEL_DIR for `firs build --model`."
+            "query<TAB>product_id, paths relative to the file). Without --queries, the pairs come from the "
+            "catalogue: products' other pictures that show the garment worn; with none anywhere, synthetic "
+            "worn street versions of each product shot. Writes MODEL_DIR for `firs build --model`."
         ),
     )
-    p.add_argument("--queries", type=Path, metavar="PAIRS.tsv", help="query photos paired with product ids")
+    p.add_argument(
+        "--queries",
+        type=Path,
+        metavar="PAIRS.tsv",
+        help="query photos paired with product ids (default: mined from the catalogue)",
+    )
     p.add_argument("--catalog", type=Path, nargs="+", required=True, metavar="SOURCE", help="the catalogue sources")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR", help="the model folder to write")
     # Training defaults live in train.trainer.TrainOptions; an option not given keeps it.
@@ -261,7 +268,7 @@ def _run_train(args: argparse.Namespace) -> int:
     history = report.outcome.history
     print(f"model written to {args.out}")
     print(
-        f"  pairs {report.pairs}: train {report.train_pairs}, held out {report.val_pairs} "
+        f"  pairs ({report.source}) {report.pairs}: train {report.train_pairs}, held out {report.val_pairs} "
         f"({report.val_products} products); catalogue {report.catalogue} products"
     )
     for line in report.skipped[:5]:
@@ -271,7 +278,11 @@ def _run_train(args: argparse.Namespace) -> int:
     for origin, reason in list(report.failed.items())[:5]:
         print(f"  failed: {origin}: {reason}")
     untrained, best = history[0], history[report.outcome.best_epoch]
-    for name, entry in (("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)):
+    shown = [("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)]
+    if not report.val_pairs:
+        print("  nothing held out (--val-fraction 0): no validation recall; the last epoch's heads are kept")
+        shown = []
+    for name, entry in shown:
         print(
             f"  {name}: held-out R@1 {entry['val_R@1']:.3f} R@20 {entry['val_R@20']:.3f}; "
             f"street R@1 {entry['val_street_R@1']:.3f} R@20 {entry['val_street_R@20']:.3f}"

@@ -30,7 +30,7 @@ import ssl
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,34 +372,43 @@ class ImageFetcher:
         return self.cache_dir / cache_name(url)
 
     def fetch_one(self, product: Product) -> FetchResult:
-        """The product's image as a local file, or a failed result (this never raises an Exception)."""
-        source = product.image
+        """The product's (main) image as a local file, or a failed result; never raises an Exception."""
+        return self.fetch_picture(product.id, product.image)
+
+    def fetch_picture(self, key: str, source: str) -> FetchResult:
+        """One picture (URL or local path) as a local file, or a failed result under `key`."""
         try:
             if source.startswith(("http://", "https://")):
                 target = self.cached_path(source)
                 if target.exists():
-                    return FetchResult(product.id, str(target), cached=True)
+                    return FetchResult(key, str(target), cached=True)
                 data = download(source, self.policy)
                 decode_image(data, source)
                 _write_atomic(target, data)
-                return FetchResult(product.id, str(target))
+                return FetchResult(key, str(target))
             if "://" in source:
                 raise FetchError(f"unsupported URL scheme in {source!r} (http, https or a local path)")
             check_file(source)  # decoded once, later, by the embedding stage
-            return FetchResult(product.id, source)
+            return FetchResult(key, source)
         except (FetchError, ImageError) as exc:
-            return FetchResult(product.id, None, str(exc))
+            return FetchResult(key, None, str(exc))
         except Exception as exc:  # one bad product must not abort the build
-            return FetchResult(product.id, None, f"{exc.__class__.__name__}: {exc}")
+            return FetchResult(key, None, f"{exc.__class__.__name__}: {exc}")
 
     def fetch_all(self, products: list[Product], progress: bool = True) -> dict[str, FetchResult]:
-        """Every product's result, keyed by id, fetched concurrently."""
+        """Every product's main image, keyed by product id, fetched concurrently."""
+        return self.fetch_pictures([(p.id, p.image) for p in products], progress)
+
+    def fetch_pictures(
+        self, items: Sequence[tuple[str, str]], progress: bool = True, desc: str = "fetch images"
+    ) -> dict[str, FetchResult]:
+        """(key, source) pictures as local files, keyed by `key`, fetched concurrently."""
         results: dict[str, FetchResult] = {}
         pool = ThreadPoolExecutor(max_workers=self.policy.workers)
         try:
-            futures = [pool.submit(self.fetch_one, product) for product in products]
+            futures = [pool.submit(self.fetch_picture, key, source) for key, source in items]
             done = as_completed(futures)
-            with tqdm(done, total=len(futures), desc="fetch images", unit="img", disable=not progress) as bar:
+            with tqdm(done, total=len(futures), desc=desc, unit="img", disable=not progress) as bar:
                 for future in bar:
                     result = future.result()
                     results[result.product_id] = result

@@ -1,9 +1,13 @@
 """What a street photo does to a garment, applied to a clean garment cut-out.
 
-The person stands farther away (fewer pixels: shrunk and enlarged again), off-centre and
+`street_view`: the person stands farther away (fewer pixels: shrunk and enlarged again), off-centre and
 cropped by the localiser's box, partly hidden by what is in front (a bag, an arm, another
 product), out of focus and JPEG-compressed, in other light. Hue is never changed: colour is
 part of what identifies a product. Each draw is seeded, so a feature cache is reproducible.
+
+`worn_view`: what being worn does to a flat product shot, for catalogues with no photo of a
+person at all: the garment bent in perspective and turned a little, arms across its sides,
+and the scene showing through around its edges where the localiser's mask is not tight.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import io
 import random
 
-from PIL import Image, ImageEnhance, ImageFilter
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 AUGMENTATIONS = ("resolution", "crop", "occlusion", "blur", "jpeg", "light")
 
@@ -51,3 +56,44 @@ def street_view(
         buffer.seek(0)
         image = Image.open(buffer).convert("RGB")
     return image
+
+
+_SKIN = ((224, 172, 140), (198, 134, 96), (141, 85, 54), (241, 194, 167), (110, 70, 45))
+WHITE_LEVEL = 245  # a cut-out's backdrop: every channel at least this
+
+
+def worn_view(shot: Image.Image, rng: random.Random, scenes: list[Image.Image]) -> Image.Image:
+    """A product shot's item (on white) as a worn garment's cut-out might look (RGB, on white)."""
+    image = shot.convert("RGB")
+    width, height = image.size
+    jitter = [(rng.uniform(-0.12, 0.12) * width, rng.uniform(-0.08, 0.08) * height) for _ in range(4)]
+    corners = [(0, 0), (width, 0), (width, height), (0, height)]
+    moved = [(x + dx, y + dy) for (x, y), (dx, dy) in zip(corners, jitter, strict=True)]
+    image = image.transform(
+        (width, height), Image.PERSPECTIVE, _perspective(moved, corners), Image.BILINEAR, fillcolor="white"
+    )
+    image = image.rotate(rng.uniform(-10, 10), Image.BILINEAR, fillcolor="white")
+    garment = Image.fromarray((np.asarray(image) < WHITE_LEVEL).any(axis=2))
+    draw = ImageDraw.Draw(image)
+    for side in (0, 1):  # arms along the sides, each sometimes
+        if rng.random() < 0.5:
+            arm = rng.uniform(0.06, 0.14) * width
+            x = rng.uniform(0, 0.12) * width if side == 0 else width - rng.uniform(0, 0.12) * width - arm
+            top = rng.uniform(0.1, 0.5) * height
+            draw.rectangle((x, top, x + arm, height), fill=rng.choice(_SKIN))
+    if scenes:
+        scene = rng.choice(scenes).convert("RGB").resize((width, height), Image.BILINEAR)
+        halo = garment.convert("L").filter(ImageFilter.MaxFilter(2 * rng.randint(1, 4) + 1))
+        leak = Image.fromarray((np.asarray(halo) > 0) & ~np.asarray(garment))
+        image.paste(scene, (0, 0), leak.convert("L"))
+    return image
+
+
+def _perspective(source: list[tuple[float, float]], target: list[tuple[int, int]]) -> list[float]:
+    """PIL's 8 perspective coefficients that map output pixels (`target`) to input (`source`)."""
+    rows = []
+    for (x, y), (u, v) in zip(target, source, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    values = np.array([c for pair in source for c in pair], dtype=np.float64)
+    return list(np.linalg.solve(np.array(rows, dtype=np.float64), values))

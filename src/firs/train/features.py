@@ -2,7 +2,9 @@
 
 Catalogue side: each product's fine view, made exactly as `firs build` makes it. Query side:
 the garment the localiser cuts out of the query photo (in the region the product's category
-names), then `views - 1` street versions of that cut-out (train/augment.py). Pose, masks and
+names), then `views - 1` street versions of that cut-out (train/augment.py). A mined picture
+(pairs.WORN) where the localiser finds no person is not a query and fails; a synthetic pair
+has no clean view: all its views are street versions of a worn version of the product shot. Pose, masks and
 the backbone are the expensive part and do not change between epochs, so they run here once.
 """
 
@@ -19,14 +21,15 @@ from PIL import Image
 
 from ..build.embed_stage import Prepared, embed_images
 from ..build.pipeline import catalogue_loader
-from ..build.views import FINE_RESIZE, region_for_categories
+from ..build.views import FINE_RESIZE, fine_view, region_for_categories
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import Product
+from ..errors import ImageError
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
-from .augment import AUGMENTATIONS, street_view
-from .pairs import Pair
+from .augment import AUGMENTATIONS, street_view, worn_view
+from .pairs import SYNTHETIC, WORN, Pair
 
 OCCLUDERS = 48  # catalogue pictures that may stand in front of a query's garment
 
@@ -136,7 +139,7 @@ def query_features(
             views,
             seed,
             sorted(augmentations),
-            [_file_key(str(p.query)) for p in pairs],
+            [[*_file_key(str(p.query)), p.kind] for p in pairs],
         ]
     )
     target = cache / f"queries-{key}.npz"
@@ -150,10 +153,17 @@ def query_features(
 
     def load(origin: str, path: str) -> Prepared:
         pair = by_origin[origin]
-        region = region_for_categories(categories.get(pair.product_id, []))
-        located = localiser.locate(load_image(path), region=region, strict=False)
-        cut = located.items[0].view
+        image = load_image(path)
         rng = random.Random(f"{seed}:{origin}")
+        if pair.kind == SYNTHETIC:
+            shot = fine_view(image, categories.get(pair.product_id, []), localiser)[0]
+            cuts = [street_view(worn_view(shot, rng, occluders), rng, occluders, augmentations) for _ in range(views)]
+            return Prepared({f"v{n}": embedder.prepare(cut, FINE_RESIZE) for n, cut in enumerate(cuts)}, "synthetic")
+        region = region_for_categories(categories.get(pair.product_id, []))
+        located = localiser.locate(image, region=region, strict=False)
+        if pair.kind == WORN and located.fallback is not None:
+            raise ImageError(f"{path}: no person wears it, so it is not a street-like query")
+        cut = located.items[0].view
         arrays = {"v0": embedder.prepare(cut, FINE_RESIZE)}
         for number in range(1, views):
             arrays[f"v{number}"] = embedder.prepare(street_view(cut, rng, occluders, augmentations), FINE_RESIZE)

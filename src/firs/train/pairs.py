@@ -16,11 +16,19 @@ from ..errors import FirsError
 HEADER = ["query", "product_id"]
 
 
+PHOTO, WORN, SYNTHETIC = "photo", "worn", "synthetic"
+
+
 @dataclass(frozen=True)
 class Pair:
+    """A query picture and its product. kind: PHOTO, a given query photo; WORN, another picture
+    of the product that counts only if the localiser finds a person wearing it; SYNTHETIC, the
+    product's own shot, seen only through made-up worn and street versions (train/augment.py)."""
+
     query: Path
     product_id: str
-    origin: str  # file:line
+    origin: str  # file:line, or the product's origin and picture number
+    kind: str = PHOTO
 
 
 def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pair]:

@@ -1,6 +1,7 @@
 """`firs train`: catalogue and pairs in, a model folder out.
 
-Read the catalogue (any format `firs build` reads) and the pairs; compute the frozen
+Read the catalogue (any format `firs build` reads) and the pairs — given (PAIRS.tsv), or
+mined from the catalogue's own pictures, or synthetic (train/mining.py); compute the frozen
 features once (cached in MODEL_DIR/cache); hold out a share of the products; train the heads
 with early stopping, a checkpoint each epoch and the best heads saved as they come.
 """
@@ -16,15 +17,16 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..catalog.fetch import FetchPolicy
+from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.problems import ProblemLog
 from ..catalog.sources import read_catalog
 from ..errors import FirsError
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
-from .features import catalogue_features, fingerprint, query_features
+from .features import QueryFeatures, catalogue_features, fingerprint, query_features
+from .mining import picture_pairs, synthetic_pairs
 from .model_dir import TrainedModel
-from .pairs import read_pairs
+from .pairs import Pair, read_pairs
 from .trainer import Outcome, TrainOptions, split_by_product, train_heads
 
 
@@ -46,6 +48,7 @@ class TrainSetup:
 
 @dataclass
 class TrainReport:
+    source: str  # where the pairs came from: given, worn pictures, synthetic
     pairs: int
     skipped: list[str]
     failed: dict[str, str]
@@ -62,10 +65,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     products, problems = read_catalog(setup.catalog, strict=setup.strict, image_roots=setup.image_roots)
     if not products:
         raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
-    if setup.pairs is None:
-        raise FirsError("training without --queries (pairs mined from the catalogue) is not available yet")
     pair_problems = ProblemLog(strict=setup.strict)
-    pairs = read_pairs(setup.pairs, {p.id for p in products}, pair_problems)
     embedder = embedder or Embedder(threads=None)
     localiser = GarmentLocaliser()
     cache = setup.feature_cache or setup.out / "cache"
@@ -73,23 +73,37 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress
     )
     row_of = {product_id: row for row, product_id in enumerate(catalogue.ids)}
+    if setup.pairs is not None:
+        pairs, source = read_pairs(setup.pairs, {p.id for p in products}, pair_problems), "given"
+        dropped: dict[str, str] = {}
+    else:
+        pairs, dropped = picture_pairs(products, ImageFetcher(setup.cache_dir, setup.fetch), setup.progress)
+        source = "worn pictures"
     usable = [p for p in pairs if p.product_id in row_of]
-    dropped = {
-        p.origin: f"product {p.product_id}: {catalogue.failures.get(p.product_id, 'no image')}"
+    dropped.update(
+        (p.origin, f"product {p.product_id}: {catalogue.failures.get(p.product_id, 'no image')}")
         for p in pairs
         if p.product_id not in row_of
-    }
-    queries = query_features(
-        usable,
-        {p.id: p.categories for p in products},
-        embedder,
-        localiser,
-        cache,
-        list(paths.values()),
-        setup.views,
-        setup.options.seed,
-        progress=setup.progress,
     )
+
+    def features_of(chosen: list[Pair]) -> QueryFeatures:
+        return query_features(
+            chosen,
+            {p.id: p.categories for p in products},
+            embedder,
+            localiser,
+            cache,
+            list(paths.values()),
+            setup.views,
+            setup.options.seed,
+            progress=setup.progress,
+        )
+
+    queries = features_of(usable)
+    if setup.pairs is None and not queries.pairs:
+        # No worn picture anywhere: each product shot against made-up worn street versions of itself.
+        pairs = synthetic_pairs([p for p in products if p.id in row_of], paths)
+        queries, source = features_of(pairs), "synthetic"
     seconds["features"] = time.perf_counter() - clock
     if not queries.pairs:
         raise FirsError("no pair has a usable query photo and product image")
@@ -101,7 +115,8 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         "kind": "linear heads (query, catalogue) on frozen backbone features, InfoNCE over the catalogue",
         "backbone": embedder.identity,
         "trained_on": {
-            "pairs": str(setup.pairs),
+            "pairs": str(setup.pairs) if setup.pairs else None,
+            "pair_source": source,
             "catalogue": [str(s) for s in setup.catalog],
             "pairs_used": len(queries.pairs),
             "catalogue_products": len(catalogue.ids),
@@ -140,6 +155,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     save(outcome)
     seconds["train"] = time.perf_counter() - clock
     return TrainReport(
+        source=source,
         pairs=len(pairs),
         skipped=[str(p) for p in pair_problems.problems + problems.problems],
         failed={**dropped, **queries.failures},

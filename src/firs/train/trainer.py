@@ -216,7 +216,7 @@ def train_heads(
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), **validate()}
         outcome.history.append(entry)
         score = _score(entry)
-        if score > best:
+        if score > best or not len(val_rows):  # with nothing held out, the latest heads are kept
             best, waited, outcome.best_epoch = score, 0, epoch
             outcome.query, outcome.catalogue = heads.as_whitenings()
             if on_best is not None:
