@@ -7,6 +7,7 @@
 # PAIRS=given (default) trains on queries.tsv; mined: no --queries, the catalogue's training
 # products carry their model photo as a second picture (held-out products only their shot);
 # synthetic: no --queries and no second pictures (firs train falls back to synthetic pairs).
+# INDEXES="model" skips building and evaluating the untrained index (default "base model").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$(cd ../shared/data && pwd)
@@ -46,7 +47,7 @@ SECONDS=0
 echo "train wall time: ${SECONDS} s"
 [ -f "$out/street/queries.tsv" ] || .venv/bin/python bench/make_synthetic_queries.py --queries "$out/heldout.tsv" \
     --n 100000 --out "$out/street"
-for name in base model; do
+for name in ${INDEXES:-base model}; do
     model=(); [ "$name" = model ] && model=(--model "$out/model")
     SECONDS=0
     [ -f "$out/index-$name/manifest.json" ] || $firs build "$out/catalog.csv" --out "$out/index-$name" \

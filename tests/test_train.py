@@ -251,10 +251,11 @@ def test_worn_view_bends_a_product_shot_and_keeps_its_colours() -> None:
 
 
 def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:
-    out, epochs = tmp_path / "model", 1500
+    out, epochs = tmp_path / "model", 300
     command = [sys.executable, "-m", "firs.cli", "train", "--queries", str(paired / "pairs.tsv")]
     command += ["--catalog", str(paired / "catalog.csv"), "--out", str(out), "--epochs", str(epochs)]
-    command += ["--dim", "16", "--views", "1", "--val-fraction", "0", "--feature-cache", str(features), "--quiet"]
+    command += ["--dim", "16", "--val-fraction", "0", "--feature-cache", str(features), "--quiet"]
+    command += ["--views", "2", "--seed", str(OPTIONS["seed"])]  # the features the other tests cached
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state, deadline = out / "checkpoint" / "state.json", time.monotonic() + 300
     while not state.is_file():
