@@ -96,6 +96,8 @@ class Tail(torch.nn.Module):
         self.projections = torch.nn.ParameterList([torch.nn.Parameter(projection.clone()) for _ in range(2)])
 
     def pooled(self, maps: torch.Tensor) -> torch.Tensor:
+        if maps.shape[-1] == 1280:  # already pooled once: the blocks are frozen
+            return maps.float()
         x = maps.float().reshape(len(maps), 192, 7, 7)
         for block in self.blocks:
             x = block(x)
@@ -103,8 +105,20 @@ class Tail(torch.nn.Module):
         pooled = x.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
+    def add_mlp(self, hidden: int = 1024) -> None:
+        """A residual two-layer MLP before each side's linear map; zero at the start."""
+        self.mlps = torch.nn.ModuleList()
+        for _ in range(2):
+            mlp = torch.nn.Sequential(torch.nn.Linear(1280, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1280))
+            torch.nn.init.zeros_(mlp[2].weight)
+            torch.nn.init.zeros_(mlp[2].bias)
+            self.mlps.append(mlp)
+
     def forward(self, maps: torch.Tensor, side: int) -> torch.Tensor:
-        z = (self.pooled(maps) - self.means[side]) @ self.projections[side]
+        x = self.pooled(maps)
+        if hasattr(self, "mlps"):
+            x = x + self.mlps[side](x)
+        z = (x - self.means[side]) @ self.projections[side]
         return torch.nn.functional.normalize(z, dim=-1)
 
 
@@ -144,7 +158,7 @@ def features(out: Path, catalog: Path, pairs_tsv: Path) -> tuple[list[str], np.n
 def evaluate(
     colours: tuple[torch.Tensor, torch.Tensor],
     tail: Tail,
-    trained_blocks: int,
+    name: str,
     cat: torch.Tensor,
     qs: torch.Tensor,
     val: np.ndarray,
@@ -155,7 +169,7 @@ def evaluate(
 ) -> None:
     tail.eval()
     bank = embed_all(tail, cat, 1)
-    line = f"tail {trained_blocks} epoch {epoch}: loss {loss:.3f}"
+    line = f"{name} epoch {epoch}: loss {loss:.3f}"
     for weight in COLOUR_WEIGHTS:
         for name, view in (("studio", 0), ("street", 1)):
             scores = embed_all(tail, qs[val, view], 0) @ bank.T + weight * colours[1][val, view] @ colours[0].T
@@ -171,6 +185,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=Path, default=Path("bench/out/dev/heldout.tsv"))
     parser.add_argument("--tail", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--mlp", action="store_true", help="also: frozen backbone, a residual MLP head")
     parser.add_argument("--lr", type=float, default=3e-3, help="heads; the backbone blocks get lr/30")
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
@@ -187,24 +202,34 @@ def main() -> None:
     cat, qs = torch.from_numpy(cat_maps[:, :MAP_SIZE]), torch.from_numpy(q_maps[..., :MAP_SIZE])
     colours = (torch.from_numpy(cat_maps[:, MAP_SIZE:]).float(), torch.from_numpy(q_maps[..., MAP_SIZE:]).float())
     net = Embedder(threads=None).net
-    for trained_blocks in args.tail:
+    frozen = Tail(net, 0)
+    with torch.no_grad():
+        pooled_cat = torch.cat([frozen.pooled(cat[i : i + 256]) for i in range(0, len(cat), 256)])
+        flat = qs.reshape(-1, MAP_SIZE)
+        pooled_qs = torch.cat([frozen.pooled(flat[i : i + 256]) for i in range(0, len(flat), 256)])
+    start = fit_whitening(pooled_cat.numpy(), 256)
+    runs = [(blocks, False) for blocks in args.tail] + [(0, True)] * args.mlp
+    for trained_blocks, mlp in runs:
         torch.manual_seed(0)
         tail = Tail(net, trained_blocks)
-        with torch.no_grad():
-            pooled = torch.cat([tail.pooled(cat[i : i + 256]) for i in range(0, len(cat), 256)]).numpy()
-        tail.start_heads(fit_whitening(pooled, 256))
-        backbone = [p for n, p in tail.named_parameters() if not n.startswith(("means", "projections"))]
-        heads = [p for n, p in tail.named_parameters() if n.startswith(("means", "projections"))]
+        tail.start_heads(start)
+        name = f"{trained_blocks} blocks" + (" + MLP head" if mlp else "")
+        if mlp:
+            tail.add_mlp()
+        cat_in, qs_in = (pooled_cat, pooled_qs.reshape(*qs.shape[:2], 1280)) if trained_blocks == 0 else (cat, qs)
+        head_names = ("means", "projections", "mlps")
+        backbone = [p for n, p in tail.named_parameters() if not n.startswith(head_names)]
+        heads = [p for n, p in tail.named_parameters() if n.startswith(head_names)]
         groups = [{"params": heads, "lr": args.lr}]
         if trained_blocks:
             groups.append({"params": [p for p in backbone if p.requires_grad], "lr": args.lr / 30})
         optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
 
         clock = time.perf_counter()
-        evaluate(colours, tail, trained_blocks, cat, qs, val, targets, 0, float("nan"), clock)
+        evaluate(colours, tail, name, cat_in, qs_in, val, targets, 0, float("nan"), clock)
         for epoch in range(1, args.epochs + 1):
             tail.eval()  # batch norm keeps its ImageNet statistics; drop-connect stays off
-            bank = embed_all(tail, cat, 1)
+            bank = embed_all(tail, cat_in, 1)
             rng = np.random.default_rng(epoch)
             order = rng.permutation(train)
             views = rng.integers(0, 2, len(order))
@@ -213,8 +238,8 @@ def main() -> None:
                 rows = torch.from_numpy(order[begin : begin + args.batch])
                 picked = torch.from_numpy(views[begin : begin + args.batch])
                 positives = targets[rows]
-                q = tail(qs[rows, picked], 0)
-                fresh = tail(cat[positives], 1)
+                q = tail(qs_in[rows, picked], 0)
+                fresh = tail(cat_in[positives], 1)
                 others = q @ bank.T
                 others[:, positives] = -torch.inf  # the batch's products count once, fresh
                 logits = torch.cat([q @ fresh.T, others], dim=1) / 0.05
@@ -223,7 +248,7 @@ def main() -> None:
                 loss.backward()
                 optimizer.step()
                 losses.append(float(loss))
-            evaluate(colours, tail, trained_blocks, cat, qs, val, targets, epoch, float(np.mean(losses)), clock)
+            evaluate(colours, tail, name, cat_in, qs_in, val, targets, epoch, float(np.mean(losses)), clock)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import math
 import re
 
 from .paths import ImageRoots
+from .problems import shown
 
 MAX_PRICE = 1e9
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -40,18 +41,11 @@ def parse_price(value: object) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"price {value!r} is not a number")
     if isinstance(value, int | float):
-        return _checked_price(_as_float(value, _shown(value)), _shown(value))
+        return _checked_price(_as_float(value, shown(value)), shown(value))
     text = clean_text(value)
     if not text:
         return None
-    return _checked_price(_number_in(text), _shown(text))
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    if isinstance(value, int) and value.bit_length() > 128:  # str() refuses ints of over 4300 digits
-        return f"(an integer of {value.bit_length()} bits)"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else text[:limit] + "…"
+    return _checked_price(_number_in(text), shown(text))
 
 
 def _as_float(number: int | float | str, shown: str) -> float:
@@ -65,9 +59,9 @@ def _number_in(text: str) -> float:
     match = _NUMBER.search(text)
     if not match:
         if _NON_FINITE.search(text):
-            raise ValueError(f"price {_shown(text)} is not a finite number")
-        raise ValueError(f"price {_shown(text)} holds no number")
-    number = _as_float(match.group().replace(",", ""), _shown(text))
+            raise ValueError(f"price {shown(text)} is not a finite number")
+        raise ValueError(f"price {shown(text)} holds no number")
+    number = _as_float(match.group().replace(",", ""), shown(text))
     return -number if _MINUS_BEFORE.search(text, 0, match.start()) else number
 
 

@@ -13,17 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CatalogError
+from .problems import shown
 
 WEB_SCHEMES = ("http", "https")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _HINT = "allow other folders with --image-root DIR"
 MAX_PICTURES = 64  # pictures looked at per product; any later ones are dropped with one note
-
-
-def shown(value: str, limit: int = 200) -> str:
-    """A catalogue value as it may appear in a one-line message."""
-    text = value if value.isprintable() else repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)

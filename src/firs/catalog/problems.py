@@ -10,6 +10,14 @@ from ..errors import CatalogError
 from .product import ReadProblem
 
 
+def shown(value: object, limit: int = 200) -> str:
+    """A catalogue value as it may appear in a one-line message: short, printable."""
+    if isinstance(value, int) and value.bit_length() > 128:  # str() refuses ints of over 4300 digits
+        return f"(an integer of {value.bit_length()} bits)"
+    text = str(value) if not isinstance(value, str) or value.isprintable() else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class ProblemLog:
     """Records malformed lines (skipped); in strict mode the first one is fatal. Also keeps notes."""
 
