@@ -30,6 +30,7 @@ from firs.index.whitening import fit_whitening
 from firs.train.features import query_features
 from firs.train.pairs import Pair
 from firs.train.trainer import recall
+from firs.vision.crops import NEAR_WHITE
 from firs.vision.embedder import MEAN, STD, Embedder
 from firs.vision.localiser import GarmentLocaliser
 
@@ -66,7 +67,7 @@ def colour_signature(batch: np.ndarray) -> np.ndarray:
     rgb = np.clip(rgb, 0, 0.999).reshape(len(batch), -1, 3)
     out = np.zeros((len(batch), BINS**3), np.float32)
     for row, pixels in enumerate(rgb):
-        kept = pixels[(pixels < 0.96).any(axis=1)]
+        kept = pixels[(pixels < NEAR_WHITE / 255).any(axis=1)]
         if len(kept) == 0:
             continue
         cells = (kept * BINS).astype(np.int64)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..vision.crops import border_pixels, item_mask
+from ..vision.crops import NEAR_WHITE, border_pixels, item_mask
 from .vocabulary import COLOURS, IMAGENET_TYPES, labels_in_text, region_of
 
 # Metadata fields that name a type or colour outright (CSV columns, Amazon categories).
@@ -101,7 +101,7 @@ def colour_tags(item: Image.Image) -> list[Tag]:
     small = np.asarray(item.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.NEAREST))
     pixels = small.reshape(-1, 3)
     if np.median(border_pixels(small).min(axis=1)) >= 235:  # a white backdrop (or a cut-out on white)
-        pixels = pixels[(pixels < 245).any(axis=1)]
+        pixels = pixels[(pixels < NEAR_WHITE).any(axis=1)]
         if len(pixels) < 0.03 * COLOUR_SIDE * COLOUR_SIDE:
             return [Tag("colour:white", "colour", 0.5)]
     else:

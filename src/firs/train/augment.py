@@ -1,9 +1,9 @@
 """What a street photo does to a garment, applied to a clean garment cut-out.
 
-`street_view`: the person stands farther away (fewer pixels: shrunk and enlarged again), off-centre and
-cropped by the localiser's box, partly hidden by what is in front (a bag, an arm, another
-product), out of focus and JPEG-compressed, in other light. Hue is never changed: colour is
-part of what identifies a product. Each draw is seeded, so a feature cache is reproducible.
+`street_view`: the person stands farther away (fewer pixels: shrunk and enlarged again),
+off-centre and cropped by the localiser's box, partly hidden by what is in front (a bag, an
+arm, another product), out of focus and JPEG-compressed, in other light. Hue is never
+changed: colour is part of what identifies a product. Each draw is seeded, so a feature cache is reproducible.
 
 `worn_view`: what being worn does to a flat product shot, for catalogues with no photo of a
 person at all: the garment bent in perspective and turned a little, arms across its sides,
@@ -17,6 +17,8 @@ import random
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+
+from ..vision.crops import NEAR_WHITE
 
 AUGMENTATIONS = ("resolution", "crop", "occlusion", "blur", "jpeg", "light")
 
@@ -59,7 +61,6 @@ def street_view(
 
 
 _SKIN = ((224, 172, 140), (198, 134, 96), (141, 85, 54), (241, 194, 167), (110, 70, 45))
-WHITE_LEVEL = 245  # a cut-out's backdrop: every channel at least this
 
 
 def worn_view(shot: Image.Image, rng: random.Random, scenes: list[Image.Image]) -> Image.Image:
@@ -73,7 +74,7 @@ def worn_view(shot: Image.Image, rng: random.Random, scenes: list[Image.Image]) 
         (width, height), Image.PERSPECTIVE, _perspective(moved, corners), Image.BILINEAR, fillcolor="white"
     )
     image = image.rotate(rng.uniform(-10, 10), Image.BILINEAR, fillcolor="white")
-    garment = Image.fromarray((np.asarray(image) < WHITE_LEVEL).any(axis=2))
+    garment = Image.fromarray((np.asarray(image) < NEAR_WHITE).any(axis=2))
     draw = ImageDraw.Draw(image)
     for side in (0, 1):  # arms along the sides, each sometimes
         if rng.random() < 0.5:

@@ -4,8 +4,9 @@ Catalogue side: each product's fine view, made exactly as `firs build` makes it.
 the garment the localiser cuts out of the query photo (in the region the product's category
 names), then `views - 1` street versions of that cut-out (train/augment.py). A mined picture
 (pairs.WORN) where the localiser finds no person is not a query and fails; a synthetic pair
-has no clean view: all its views are street versions of a worn version of the product shot. Pose, masks and
-the backbone are the expensive part and do not change between epochs, so they run here once.
+has no clean view: all its views are street versions of a worn version of the product shot.
+Pose, masks and the backbone are the expensive part and do not change between epochs, so
+they run here once.
 """
 
 from __future__ import annotations

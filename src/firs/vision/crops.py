@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 WHITE = 255
+NEAR_WHITE = 245  # on a white backdrop, a pixel with every channel at least this is backdrop
 BACKGROUND_DISTANCE = 40  # Lab distance from the border colour that counts as "object"
 FLAT_BORDER = 12.0  # median Lab spread of the border below which it is one flat backdrop
 
