@@ -30,14 +30,12 @@ from firs.index.whitening import fit_whitening
 from firs.train.features import query_features
 from firs.train.pairs import Pair
 from firs.train.trainer import recall
-from firs.vision.crops import NEAR_WHITE
-from firs.vision.embedder import MEAN, STD, Embedder
+from firs.vision.colour_signature import colour_signatures
+from firs.vision.embedder import Embedder
 from firs.vision.localiser import GarmentLocaliser
 
 CUT = 14  # blocks before this index run once and are cached
 MAP_SIZE = 192 * 7 * 7
-BINS = 6  # colour signature: BINS^3 RGB cells
-COLOUR_WEIGHTS = (0.0, 0.1, 0.2, 0.4)  # fused score: cosine + weight x colour similarity
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -58,22 +56,7 @@ class TrunkEmbedder:
         for block in net._blocks[:CUT]:
             x = block(x)
         maps = x.reshape(len(x), -1).numpy()
-        return np.concatenate([maps, colour_signature(batch)], axis=1).astype(np.float16), None
-
-
-def colour_signature(batch: np.ndarray) -> np.ndarray:
-    """(N, BINS**3) square-rooted RGB histogram of the prepared pictures' non-white pixels."""
-    rgb = batch.transpose(0, 2, 3, 1) * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)
-    rgb = np.clip(rgb, 0, 0.999).reshape(len(batch), -1, 3)
-    out = np.zeros((len(batch), BINS**3), np.float32)
-    for row, pixels in enumerate(rgb):
-        kept = pixels[(pixels < NEAR_WHITE / 255).any(axis=1)]
-        if len(kept) == 0:
-            continue
-        cells = (kept * BINS).astype(np.int64)
-        counts = np.bincount(cells[:, 0] * BINS * BINS + cells[:, 1] * BINS + cells[:, 2], minlength=BINS**3)
-        out[row] = np.sqrt(counts / counts.sum())
-    return out
+        return np.concatenate([maps, colour_signatures(batch)], axis=1).astype(np.float16), None
 
 
 class Tail(torch.nn.Module):
@@ -156,6 +139,19 @@ def features(out: Path, catalog: Path, pairs_tsv: Path) -> tuple[list[str], np.n
     return ids, cat, queries.pairs, queries.features.astype(np.float16)
 
 
+def signature_variant(path: Path, name: str, ids: list[str], pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A signature variant of bench/colour_signature_dev.py, in this script's catalogue and pair order."""
+    from colour_signature_dev import SIZE, VARIANTS  # a sibling bench script
+
+    part = slice(VARIANTS.index(name) * SIZE, (VARIANTS.index(name) + 1) * SIZE)
+    with np.load(path) as stored:
+        row = {str(pid): i for i, pid in enumerate(stored["ids"])}
+        at = {str(origin): i for i, origin in enumerate(stored["origins"])}
+        cat = stored["catalogue"][[row[pid] for pid in ids], part]
+        qs = stored["queries"][[at[p.origin] for p in pairs]][..., part]
+    return torch.from_numpy(cat), torch.from_numpy(qs)
+
+
 def evaluate(
     colours: tuple[torch.Tensor, torch.Tensor],
     tail: Tail,
@@ -167,11 +163,12 @@ def evaluate(
     epoch: int,
     loss: float,
     clock: float,
+    weights: list[float],
 ) -> None:
     tail.eval()
     bank = embed_all(tail, cat, 1)
     line = f"{name} epoch {epoch}: loss {loss:.3f}"
-    for weight in COLOUR_WEIGHTS:
+    for weight in weights:
         for name, view in (("studio", 0), ("street", 1)):
             scores = embed_all(tail, qs[val, view], 0) @ bank.T + weight * colours[1][val, view] @ colours[0].T
             found = recall(scores, targets[val])
@@ -189,6 +186,11 @@ def main() -> None:
     parser.add_argument("--mlp", action="store_true", help="also: frozen backbone, a residual MLP head")
     parser.add_argument("--lr", type=float, default=3e-3, help="heads; the backbone blocks get lr/30")
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.4], help="colour weights scored")
+    parser.add_argument(
+        "--colour", default="cached", help="signature: the caches' own, or a variant of bench/colour_signature_dev.py"
+    )
+    parser.add_argument("--train-colour", type=float, default=0.0, help="colour weight inside the training loss")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
@@ -202,6 +204,8 @@ def main() -> None:
     print(f"catalogue {len(ids)}, pairs {len(pairs)}: train {len(train)}, held out {len(val)}")
     cat, qs = torch.from_numpy(cat_maps[:, :MAP_SIZE]), torch.from_numpy(q_maps[..., :MAP_SIZE])
     colours = (torch.from_numpy(cat_maps[:, MAP_SIZE:]).float(), torch.from_numpy(q_maps[..., MAP_SIZE:]).float())
+    if args.colour != "cached":
+        colours = signature_variant(args.out / "signatures.npz", args.colour, ids, pairs)
     net = Embedder(threads=None).net
     frozen = Tail(net, 0)
     with torch.no_grad():
@@ -227,7 +231,7 @@ def main() -> None:
         optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
 
         clock = time.perf_counter()
-        evaluate(colours, tail, name, cat_in, qs_in, val, targets, 0, float("nan"), clock)
+        evaluate(colours, tail, name, cat_in, qs_in, val, targets, 0, float("nan"), clock, args.weights)
         for epoch in range(1, args.epochs + 1):
             tail.eval()  # batch norm keeps its ImageNet statistics; drop-connect stays off
             bank = embed_all(tail, cat_in, 1)
@@ -241,15 +245,18 @@ def main() -> None:
                 positives = targets[rows]
                 q = tail(qs_in[rows, picked], 0)
                 fresh = tail(cat_in[positives], 1)
-                others = q @ bank.T
+                others = q @ bank.T + args.train_colour * colours[1][rows, picked] @ colours[0].T
                 others[:, positives] = -torch.inf  # the batch's products count once, fresh
-                logits = torch.cat([q @ fresh.T, others], dim=1) / 0.05
+                mine = q @ fresh.T + args.train_colour * colours[1][rows, picked] @ colours[0][positives].T
+                logits = torch.cat([mine, others], dim=1) / 0.05
                 loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(rows)))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 losses.append(float(loss))
-            evaluate(colours, tail, name, cat_in, qs_in, val, targets, epoch, float(np.mean(losses)), clock)
+            evaluate(
+                colours, tail, name, cat_in, qs_in, val, targets, epoch, float(np.mean(losses)), clock, args.weights
+            )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def test_ann_finds_exact_neighbours_and_saves(tmp_path: Path) -> None:
 def test_feature_shards_round_trip(tmp_path: Path) -> None:
     features = np.random.default_rng(4).standard_normal((7, 5)).astype(np.float32)
     ids = [f"p{i}" for i in range(7)]
-    assert write_shards(tmp_path / "f", ids, features) == ["part-00000.parquet"]
+    colours = np.random.default_rng(5).random((7, 3)).astype(np.float32)
+    assert write_shards(tmp_path / "f", ids, features, {"colour": colours}) == ["part-00000.parquet"]
     got_ids, got = read_shards(tmp_path / "f")
     assert got_ids == ids and np.array_equal(got, features)
+    assert np.array_equal(read_shards(tmp_path / "f", "colour")[1], colours)

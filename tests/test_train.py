@@ -27,6 +27,7 @@ from firs.train.model_dir import HEAD, TrainedModel
 from firs.train.pairs import read_pairs
 from firs.train.run import TrainSetup, train_model
 from firs.train.trainer import TrainOptions
+from firs.vision.colour_signature import SIZE
 from firs.vision.embedder import Embedder
 
 OPTIONS = dict(epochs=12, dim=32, val_fraction=0.25, patience=12, seed=3, learning_rate=3e-3)
@@ -90,7 +91,9 @@ def test_an_index_built_with_the_model_searches_with_it(
     options = BuildOptions(progress=False, cache_dir=tmp_path / "cache", model=trained)
     build_index([paired / "catalog.csv"], tmp_path / "index", options, embedder)
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
-    assert manifest["model"]["sha256"] == TrainedModel.digest(trained) and manifest["views"]["fine"]["dim"] == 32
+    fine = manifest["views"]["fine"]
+    assert manifest["model"]["sha256"] == TrainedModel.digest(trained) and fine["whitening"]["dim"] == 32
+    assert fine["dim"] == 32 + SIZE  # the colour signature beside the learned embedding
     engine = SearchEngine(tmp_path / "index", embedder)
     assert engine.views["fine"].query is not None and engine.views["simple"].query is None
     photo = next((paired / "photos").iterdir())
@@ -126,6 +129,53 @@ def test_interrupted_training_resumes_where_it_stopped(
     assert [e["epoch"] for e in resumed] == list(range(7))
     for a, b in zip(whole, resumed, strict=True):
         assert np.allclose([a["loss"], a["val_R@20"]], [b["loss"], b["val_R@20"]], equal_nan=True, atol=1e-4), (a, b)
+
+
+def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
+    paired: Path, features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    def run(out: Path, epochs: int, resume: bool = False) -> TrainedModel:
+        setup = TrainSetup(
+            catalog=[paired / "catalog.csv"],
+            out=out,
+            pairs=paired / "pairs.tsv",
+            options=TrainOptions(**{**OPTIONS, "epochs": epochs, "tune_blocks": 1}),
+            views=2,
+            resume=resume,
+            progress=False,
+            feature_cache=features,
+        )
+        train_model(setup, embedder)
+        return TrainedModel.load(out)
+
+    model = run(tmp_path / "model", 4)
+    history = model.info["history"]
+    assert model.tuned_blocks == 1 and model.info["best_epoch"] > 0
+    assert history[model.info["best_epoch"]]["val_R@20"] + history[model.info["best_epoch"]]["val_R@1"] > (
+        history[0]["val_R@20"] + history[0]["val_R@1"]
+    )
+    tail = model.backbone_tail(embedder.net)
+    assert tail is not None
+    # Only the last block and the head conv are in the model, and they moved.
+    assert {name.split(".")[1] for name in model.tail or {}} == {"blocks", "conv_head", "bn1"}
+    assert all(name.startswith(("tail.blocks.1.", "tail.conv_head.", "tail.bn1.")) for name in model.tail or {})
+    original = dict(embedder.net._conv_head.named_parameters())["weight"].detach().numpy()
+    assert not np.allclose(model.tail["tail.conv_head.weight"], original)  # type: ignore[index]
+
+    run(tmp_path / "cut", 2)
+    resumed = run(tmp_path / "cut", 4, resume=True).info["history"]
+    assert [e["epoch"] for e in resumed] == list(range(5))
+    for a, b in zip(history, resumed, strict=True):
+        assert np.allclose([a["loss"], a["val_R@20"]], [b["loss"], b["val_R@20"]], equal_nan=True, atol=1e-4), (a, b)
+
+    options = BuildOptions(progress=False, cache_dir=tmp_path / "cache", model=tmp_path / "model")
+    build_index([paired / "catalog.csv"], tmp_path / "index", options, embedder)
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["model"]["tuned_blocks"] == 1
+    engine = SearchEngine(tmp_path / "index", embedder)
+    assert engine.views["fine"].tail is not None and engine.views["simple"].tail is None
+    photo = next((paired / "photos").iterdir())
+    assert len(engine.search(Query(image=photo, mode="tag", k=5)).results) == 5
 
 
 def test_bad_pairs_lines_are_reported_with_file_and_line(paired: Path, tmp_path: Path) -> None:

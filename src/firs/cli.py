@@ -66,6 +66,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         "--model", type=Path, metavar="MODEL_DIR", help="a `firs train` model: its learned garment embedding"
     )
     p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
+    p.add_argument(
+        "--colour-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the garment's colour signature in fine search, 0 to leave it out (0.4)",
+    )
     _add_catalogue_reading(p)
 
 
@@ -99,6 +106,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
     p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
+    p.add_argument(
+        "--tune-blocks",
+        type=int,
+        help="also train the backbone's last N blocks (0: the heads alone on frozen features; at most 2)",
+    )
     _add_catalogue_reading(p)
 
 
@@ -233,6 +245,10 @@ def _run_build(args: argparse.Namespace) -> int:
         options.cache_dir = args.cache_dir
     if args.whitening_dim:
         options.whitening_dim = args.whitening_dim
+    if args.colour_weight is not None:
+        if not 0 <= args.colour_weight < float("inf"):
+            raise FirsError(f"--colour-weight must be a number >= 0, not {args.colour_weight}")
+        options.colour_weight = args.colour_weight
     report = build_index(args.sources, args.out, options)
     print_summary(report, args.out)
     return 0
@@ -244,12 +260,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
     given = {
         name: getattr(args, name)
-        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate")
+        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate", "tune_blocks")
         if getattr(args, name) is not None
     }
     options = TrainOptions(**given, shared=args.shared)
     if options.epochs < 1 or options.dim < 2 or not 0 <= options.val_fraction < 1 or args.views < 1:
         raise FirsError("--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1 and --views >= 1, please")
+    if not 0 <= options.tune_blocks <= 2:
+        raise FirsError(f"--tune-blocks must be 0, 1 or 2, not {options.tune_blocks}")
     setup = TrainSetup(
         catalog=args.catalog,
         out=args.out,

@@ -3,6 +3,7 @@
 A loader turns one product image into one prepared array per view (see build/views.py)
 and the labels it can read off the picture; every view is embedded with the same network,
 batch by batch, and the classifier head of one view gives each product its type labels.
+Views named in `signature_views` also get the colour signature of their prepared pictures.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tqdm import tqdm
 
 from ..errors import ImageError
 from ..tagging.tagger import Tag, classifier_tags
+from ..vision.backbone_tail import BackboneTail
+from ..vision.colour_signature import colour_signatures
 from ..vision.embedder import Embedder
 
 
@@ -37,6 +40,7 @@ _Outcome = Prepared | str  # or the reason it failed
 class EmbedResult:
     ids: list[str] = field(default_factory=list)
     features: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, 1280)
+    signatures: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, SIZE) colour signatures
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     notes: Counter[str] = field(default_factory=Counter)
     tags: dict[str, list[Tag]] = field(default_factory=dict)  # product id -> image labels
@@ -80,12 +84,16 @@ def embed_images(
     classify_view: str | None = None,
     keep: Callable[[str, Prepared], None] | None = None,
     desc: str = "embed images",
+    signature_views: tuple[str, ...] = (),
+    tails: dict[str, BackboneTail] | None = None,
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.
     `classify_view`: the view whose ImageNet probabilities become each product's type labels;
-    `keep` is given every prepared image as it comes (the build stores its picture)."""
+    `keep` is given every prepared image as it comes (the build stores its picture); `tails`:
+    views embedded through a tuned backbone tail (a `firs train` model)."""
     result = EmbedResult()
     blocks: dict[str, list[np.ndarray]] = {}
+    signature_blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
     batch: dict[str, list[np.ndarray]] = {}
     bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress)
@@ -93,8 +101,12 @@ def embed_images(
     def flush() -> None:
         if batch_ids:
             for view, arrays in batch.items():
-                features, probabilities = embedder.forward(np.stack(arrays))
+                stacked = np.stack(arrays)
+                tail = (tails or {}).get(view)
+                features, probabilities = embedder.forward(stacked, tail) if tail else embedder.forward(stacked)
                 blocks.setdefault(view, []).append(features)
+                if view in signature_views:
+                    signature_blocks.setdefault(view, []).append(colour_signatures(stacked))
                 if view == classify_view:
                     for product_id, row in zip(batch_ids, probabilities, strict=True):
                         result.tags[product_id] = classifier_tags(row) + result.tags.get(product_id, [])
@@ -120,4 +132,5 @@ def embed_images(
     flush()
     bar.close()
     result.features = {view: np.concatenate(parts) for view, parts in blocks.items()}
+    result.signatures = {view: np.concatenate(parts) for view, parts in signature_blocks.items()}
     return result

@@ -16,11 +16,12 @@ from ..catalog.product import ReadProblem
 from ..catalog.sources import read_catalog
 from ..catalog.store import ProductStore
 from ..errors import CatalogError
+from ..index import colour_fusion
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.images import ImageStore, display_jpeg
 from ..index.postings import Postings
-from ..index.shards import write_shards
+from ..index.shards import COLOUR, write_shards
 from ..index.whitening import fit_whitening
 from ..tagging.tagger import colour_tags, product_tags, region_tag
 from ..train.model_dir import HEAD, MODEL_JSON, TrainedModel
@@ -44,6 +45,7 @@ class BuildOptions:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     image_roots: list[Path] = field(default_factory=list)  # folders local images may lie in, besides the catalogue's
     model: Path | None = None  # a `firs train` model: the fine view's learned heads
+    colour_weight: float = colour_fusion.DEFAULT_WEIGHT  # the fine view's colour signature; 0: none
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
@@ -87,6 +89,7 @@ def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories
 
 
 LEARNED_VIEW = "fine"  # the view a trained model maps (garment cut-outs against the catalogue's items)
+COLOUR_VIEW = "fine"  # the view whose vectors carry the garment's colour signature (the item on white)
 
 
 def load_model_for(folder: Path, embedder: Embedder) -> TrainedModel:
@@ -127,6 +130,7 @@ def build_index(
 
     embedder = embedder or Embedder(options.embedder, threads=options.threads)
     model = load_model_for(options.model, embedder) if options.model else None
+    tail = model.backbone_tail(embedder.net) if model is not None else None
     with layout.atomic_index_dir(out) as staging:
         store = ProductStore.create(staging / layout.STORE)
         store.add(products)
@@ -157,6 +161,8 @@ def build_index(
             progress=options.progress,
             classify_view="fine",
             keep=lambda product_id, prepared: pictures.put(product_id, prepared.picture),
+            signature_views=(COLOUR_VIEW,),
+            tails={LEARNED_VIEW: tail} if tail is not None else None,
         )
         pictures.commit()
         pictures.close()
@@ -173,9 +179,12 @@ def build_index(
 
         clock = time.perf_counter()
         views: dict[str, dict[str, object]] = {}
+        colour_weight = colour_fusion.check_weight(options.colour_weight)
         for view, features in embedded.features.items():
             folder = staging / layout.view_dir(view)
-            write_shards(folder / layout.FEATURES, embedded.ids, features)
+            signatures = embedded.signatures.get(view)
+            extra = {COLOUR: signatures} if signatures is not None else {}
+            write_shards(folder / layout.FEATURES, embedded.ids, features, extra)
             if model is not None and view == LEARNED_VIEW:
                 whitening = model.catalogue
                 model.query.save(folder / layout.QUERY_MAP)
@@ -194,11 +203,17 @@ def build_index(
                     "fitted_on": "this view's catalogue features (no labels)",
                 }
             whitening.save(folder / layout.WHITENING)
-            AnnIndex.build(whitening.apply(features), options.hnsw).save(folder / layout.ANN)
+            vectors = whitening.apply(features)
+            colour: dict[str, object] = {}
+            if signatures is not None and colour_weight > 0:
+                vectors = colour_fusion.fuse(vectors, signatures, colour_weight)
+                colour = {"colour": colour_fusion.manifest_section(colour_weight)}
+            AnnIndex.build(vectors, options.hnsw).save(folder / layout.ANN)
             views[view] = {
-                "dim": whitening.dim,
+                "dim": vectors.shape[1],
                 "resize": view_resize(view, embedder),
                 "whitening": mapping,
+                **colour,
                 "catalog_processing": VIEW_PROCESSING[view],
             }
         store.assign_labels(embedded.ids)
@@ -223,6 +238,7 @@ def build_index(
                     "sha256": TrainedModel.digest(staging / layout.MODEL_DIR),
                     "dim": model.dim,
                     "view": LEARNED_VIEW,
+                    "tuned_blocks": model.tuned_blocks,
                     "trained_on": model.info.get("trained_on", {}),
                     "best_epoch": model.info.get("best_epoch"),
                 }

@@ -13,13 +13,16 @@ from PIL import Image
 
 from ..catalog.store import ProductStore
 from ..errors import FirsError, IndexFormatError, QueryError
+from ..index import colour_fusion
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.images import ImageStore
 from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
-from ..train.model_dir import HEAD
+from ..train.model_dir import HEAD, TrainedModel
+from ..vision.backbone_tail import BackboneTail
+from ..vision.colour_signature import colour_signatures
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, GarmentLocaliser
@@ -143,10 +146,22 @@ class _View:
     whitening: Whitening  # maps catalogue features (and photos, unless `query` is set)
     ann: AnnIndex
     query: Whitening | None = None  # a trained model's query head
+    colour_weight: float = 0.0  # the colour signature's share of the vectors (index/colour_fusion.py)
+    tail: BackboneTail | None = None  # a trained model's tuned backbone blocks
 
     @property
     def photo_map(self) -> Whitening:
         return self.query or self.whitening
+
+
+def _colour_weight(info: dict[str, Any], folder: Path) -> float:
+    colour = info.get("colour")
+    if colour is None:
+        return 0.0
+    try:
+        return colour_fusion.check_weight(float(colour["weight"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexFormatError(f"{folder}: the manifest's colour section is unreadable ({exc})") from None
 
 
 def _load_map(path: Path) -> Whitening:
@@ -193,6 +208,7 @@ class SearchEngine:
             m=ann.get("m", 32), ef_construction=ann.get("ef_construction", 200), ef_search=ann.get("ef_search", 256)
         )
         count = int(self.manifest.get("counts", {}).get("indexed", 0))
+        tuned = self._tuned_tail()
         self.views: dict[str, _View] = {}
         for view, info in views.items():
             folder = self.index_dir / layout.view_dir(view)
@@ -201,11 +217,22 @@ class SearchEngine:
                 _load_map(folder / layout.WHITENING),
                 AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params),
                 _load_map(folder / query) if query else None,
+                _colour_weight(info, folder),
+                tuned if view == self.manifest.get("model", {}).get("view") else None,
             )
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
         self.pictures = ImageStore.open_readonly(self.index_dir / layout.IMAGES)
         self.postings = Postings.load(self.index_dir / layout.POSTINGS)
         self._localiser = localiser
+
+    def _tuned_tail(self) -> BackboneTail | None:
+        """The index's model's tuned backbone blocks, if it has any."""
+        if not self.manifest.get("model", {}).get("tuned_blocks"):
+            return None
+        try:
+            return TrainedModel.load(self.index_dir / layout.MODEL_DIR).backbone_tail(self.embedder.net)
+        except FirsError as exc:
+            raise IndexFormatError(f"{self.index_dir}: {exc}") from None
 
     @property
     def localiser(self) -> GarmentLocaliser:
@@ -244,8 +271,13 @@ class SearchEngine:
     def vector_of(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
         """Search vector (whitened, or mapped by a trained query head) and ImageNet
         probabilities of one photo in one view."""
-        features, probabilities = self.embedder.embed_and_classify(image, self.view_resize(view))
-        return self.views[view].photo_map.apply(features), probabilities
+        prepared = self.embedder.prepare(image, self.view_resize(view))[None]
+        state = self.views[view]
+        features, probabilities = self.embedder.forward(prepared, state.tail)
+        vector = state.photo_map.apply(features)
+        if state.colour_weight:
+            vector = colour_fusion.fuse(vector, colour_signatures(prepared), state.colour_weight)
+        return vector[0], probabilities[0]
 
     def catalogue_region(self, near: list[Neighbour], region: str, found: list[str]) -> str | None:
         """The body region to search instead of `region`, when the nearest products' catalogue

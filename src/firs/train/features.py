@@ -16,6 +16,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,7 @@ from ..build.views import FINE_RESIZE, fine_view, region_for_categories
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import Product
 from ..errors import ImageError
+from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
@@ -52,6 +54,31 @@ class QueryFeatures:
 def fingerprint(parts: object) -> str:
     """A short, stable digest of JSON-able data: cache keys and the model's data fingerprint."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _TrunkMaps:
+    """Looks like an Embedder to embed_images; its features are the trunk's maps (float16),
+    the inputs of a tuned tail (vision/backbone_tail.py)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def prepare(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
+        return self.embedder.prepare(image, resize)
+
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.embedder.trunk(batch).astype(np.float16), np.zeros((len(batch), 0), np.float32)
+
+
+def _network(embedder: Embedder, maps: bool) -> tuple[Any, str]:
+    """What computes the cached inputs, and its part of the cache key."""
+    if maps:
+        return _TrunkMaps(embedder), f"trunk{TRUNK_BLOCKS}"
+    return embedder, "pooled"
+
+
+def _loaded(values: np.ndarray, maps: bool) -> np.ndarray:
+    return values if maps else values.astype(np.float32)
 
 
 def _file_key(path: str) -> list[object]:
@@ -87,25 +114,33 @@ def catalogue_features(
     image_cache: Path,
     fetch: FetchPolicy | None = None,
     progress: bool = True,
+    maps: bool = False,
 ) -> tuple[CatalogueFeatures, dict[str, str]]:
-    """Fine-view features of every product whose image works; also returns id -> local image path."""
+    """Fine-view features (`maps`: trunk maps) of every product whose image works; also
+    returns id -> local image path."""
     fetched = ImageFetcher(image_cache, fetch).fetch_all(products, progress)
     failures = {p.id: fetched[p.id].error or "fetch failed" for p in products if fetched[p.id].path is None}
     paths = {p.id: str(fetched[p.id].path) for p in products if fetched[p.id].path is not None}
+    network, kind = _network(embedder, maps)
     key = fingerprint(
-        [embedder.identity["weights_sha256"], "fine", sorted([*_file_key(v), k] for k, v in paths.items())]
+        [embedder.identity["weights_sha256"], "fine", kind, sorted([*_file_key(v), k] for k, v in paths.items())]
     )
     target = cache / f"catalogue-{key}.npz"
     stored = _cached(target)
     if stored is not None:
         ids = [str(x) for x in stored["ids"]]
-        return CatalogueFeatures(ids, stored["features"].astype(np.float32), failures), paths
+        return CatalogueFeatures(ids, _loaded(stored["features"], maps), failures), paths
     load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-    embedded = embed_images(list(paths.items()), embedder, load, progress=progress, desc="catalogue features")
+
+    def fine_only(product_id: str, path: str) -> Prepared:
+        prepared = load(product_id, path)
+        return Prepared({"fine": prepared.arrays["fine"]}, prepared.note)
+
+    embedded = embed_images(list(paths.items()), network, fine_only, progress=progress, desc="catalogue features")
     failures.update(embedded.failures)
     features = embedded.features.get("fine", np.zeros((0, 1280), np.float32))
     _store(target, ids=np.array(embedded.ids), features=features.astype(np.float16))
-    return CatalogueFeatures(embedded.ids, features, failures), paths
+    return CatalogueFeatures(embedded.ids, _loaded(features, maps), failures), paths
 
 
 def _occluders(paths: list[str], seed: int) -> list[Image.Image]:
@@ -132,11 +167,15 @@ def query_features(
     seed: int = 0,
     augmentations: tuple[str, ...] = AUGMENTATIONS,
     progress: bool = True,
+    maps: bool = False,
 ) -> QueryFeatures:
-    """The garment cut out of each query photo, clean and in `views - 1` street versions."""
+    """The garment cut out of each query photo, clean and in `views - 1` street versions;
+    their features, or with `maps` their trunk maps."""
+    network, kind = _network(embedder, maps)
     key = fingerprint(
         [
             embedder.identity["weights_sha256"],
+            kind,
             views,
             seed,
             sorted(augmentations),
@@ -149,7 +188,7 @@ def query_features(
     if stored is not None:
         kept = [by_origin[str(o)] for o in stored["origins"]]
         failed = dict(zip((str(o) for o in stored["failed"]), (str(r) for r in stored["reasons"]), strict=True))
-        return QueryFeatures(kept, stored["features"].astype(np.float32), failed)
+        return QueryFeatures(kept, _loaded(stored["features"], maps), failed)
     occluders = _occluders(occluder_paths, seed)
 
     def load(origin: str, path: str) -> Prepared:
@@ -171,7 +210,7 @@ def query_features(
         return Prepared(arrays, located.fallback or "worn")
 
     items = [(p.origin, str(p.query)) for p in pairs]
-    embedded = embed_images(items, embedder, load, progress=progress, desc="query features")
+    embedded = embed_images(items, network, load, progress=progress, desc="query features")
     features = np.stack([embedded.features[f"v{n}"] for n in range(views)], axis=1) if embedded.ids else None
     if features is None:
         features = np.zeros((0, views, 1280), np.float32)
@@ -183,4 +222,4 @@ def query_features(
         failed=np.array(list(failed), dtype=str),
         reasons=np.array(list(failed.values()), dtype=str),
     )
-    return QueryFeatures([by_origin[o] for o in embedded.ids], features, failed)
+    return QueryFeatures([by_origin[o] for o in embedded.ids], _loaded(features, maps), failed)

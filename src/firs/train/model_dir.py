@@ -5,7 +5,9 @@ MODEL_DIR/
                       on (pairs, catalogue, counts, data fingerprint), options, validation
                       recall per epoch, the best epoch
   head.safetensors    the heads: query_mean, query_projection, catalogue_mean,
-                      catalogue_projection (float32), each a linear map then L2
+                      catalogue_projection (float32), each a linear map then L2; with
+                      tuned backbone blocks (model.json `tuned_blocks`), their weights as
+                      tail.* (vision/backbone_tail.py)
   checkpoint/         the last epoch's state, for --resume
   cache/              frozen-backbone features (recomputed when the data changes)
 """
@@ -23,11 +25,13 @@ from safetensors.numpy import load_file, save_file
 from ..errors import FirsError
 from ..files import sha256_file
 from ..index.whitening import Whitening
+from ..vision.backbone_tail import TENSOR_PREFIX, BackboneTail
 
 MODEL_JSON = "model.json"
 HEAD = "head.safetensors"
 KIND = "firs-linear-head"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tuned backbone blocks (tail.* tensors); version 1 models still load
+READABLE_VERSIONS = (1, 2)
 _TENSORS = ("query_mean", "query_projection", "catalogue_mean", "catalogue_projection")
 
 
@@ -36,6 +40,11 @@ class TrainedModel:
     query: Whitening  # the query side's map (a garment cut out of a photo)
     catalogue: Whitening  # the catalogue side's map (the fine view)
     info: dict[str, Any]
+    tail: dict[str, np.ndarray] | None = None  # tuned backbone blocks, both sides' pictures run through them
+
+    @property
+    def tuned_blocks(self) -> int:
+        return int(self.info.get("tuned_blocks", 0)) if self.tail else 0
 
     @property
     def dim(self) -> int:
@@ -48,9 +57,10 @@ class TrainedModel:
             "query_projection": self.query.projection,
             "catalogue_mean": self.catalogue.mean,
             "catalogue_projection": self.catalogue.projection,
+            **(self.tail or {}),
         }
         partial = folder / (HEAD + ".part")
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, str(partial))
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(partial))
         partial.replace(folder / HEAD)
         info = {"format": KIND, "format_version": FORMAT_VERSION, **self.info, "dim": self.dim}
         text = json.dumps(info, indent=2) + "\n"
@@ -69,19 +79,34 @@ class TrainedModel:
             tensors = load_file(str(folder / HEAD))
         except (OSError, ValueError) as exc:
             raise FirsError(f"{folder}: unreadable model ({exc})") from None
-        if info.get("format") != KIND or info.get("format_version") != FORMAT_VERSION:
+        if info.get("format") != KIND or info.get("format_version") not in READABLE_VERSIONS:
             raise FirsError(
                 f"{folder}: model format {info.get('format')!r} v{info.get('format_version')}, "
-                f"this FIRS reads {KIND} v{FORMAT_VERSION}"
+                f"this FIRS reads {KIND} v{', v'.join(map(str, READABLE_VERSIONS))}"
             )
         missing = [name for name in _TENSORS if name not in tensors]
         if missing:
             raise FirsError(f"{folder / HEAD}: lacks {', '.join(missing)}")
+        tail = {name: value for name, value in tensors.items() if name.startswith(TENSOR_PREFIX)}
+        if bool(tail) != bool(info.get("tuned_blocks")):
+            raise FirsError(f"{folder}: model.json's tuned_blocks and the tensors in {HEAD} disagree")
         return cls(
-            Whitening(tensors["query_mean"], tensors["query_projection"]),
-            Whitening(tensors["catalogue_mean"], tensors["catalogue_projection"]),
+            Whitening(tensors["query_mean"].astype(np.float32), tensors["query_projection"].astype(np.float32)),
+            Whitening(tensors["catalogue_mean"].astype(np.float32), tensors["catalogue_projection"].astype(np.float32)),
             info,
+            tail or None,
         )
+
+    def backbone_tail(self, net: Any) -> BackboneTail | None:
+        """The tuned tail on `net` (the embedder's network), or None for heads only."""
+        if not self.tail:
+            return None
+        tail = BackboneTail(net, self.tuned_blocks)
+        try:
+            tail.load_tensors(self.tail)
+        except (ValueError, RuntimeError) as exc:
+            raise FirsError(f"model with {self.tuned_blocks} tuned blocks: {exc}") from None
+        return tail
 
     @staticmethod
     def digest(folder: Path) -> str:

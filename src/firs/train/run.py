@@ -69,8 +69,9 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     embedder = embedder or Embedder(threads=None)
     localiser = GarmentLocaliser()
     cache = setup.feature_cache or setup.out / "cache"
+    maps = setup.options.tune_blocks > 0  # a tuned tail trains on the trunk's maps, else on pooled features
     catalogue, paths = catalogue_features(
-        products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress
+        products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress, maps
     )
     row_of = {product_id: row for row, product_id in enumerate(catalogue.ids)}
     if setup.pairs is not None:
@@ -97,6 +98,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
             setup.views,
             setup.options.seed,
             progress=setup.progress,
+            maps=maps,
         )
 
     queries = features_of(usable)
@@ -112,8 +114,10 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     val_rows = np.array([i for i, p in enumerate(queries.pairs) if p.product_id in held_out], dtype=np.int64)
     data_key = fingerprint([catalogue.ids, [f"{p.query}\t{p.product_id}" for p in queries.pairs], setup.views])
     info: dict[str, Any] = {
-        "kind": "linear heads (query, catalogue) on frozen backbone features, InfoNCE over the catalogue",
+        "kind": "linear heads (query, catalogue) on backbone features, InfoNCE over the catalogue"
+        + (f"; the backbone's last {setup.options.tune_blocks} block(s) tuned" if maps else ""),
         "backbone": embedder.identity,
+        "tuned_blocks": setup.options.tune_blocks,
         "trained_on": {
             "pairs": str(setup.pairs) if setup.pairs else None,
             "pair_source": source,
@@ -136,6 +140,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
             outcome.query,
             outcome.catalogue,
             {**info, "created": stamp, "history": outcome.history, "best_epoch": outcome.best_epoch},
+            outcome.tail,
         )
         model.save(setup.out)
 
@@ -151,6 +156,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         resume=setup.resume,
         progress=setup.progress,
         on_best=save,
+        embedder=embedder,
     )
     save(outcome)
     seconds["train"] = time.perf_counter() - clock

@@ -1,10 +1,14 @@
-"""Training the heads: per side a linear map from backbone features, then L2.
+"""Training the heads: per side a linear map from backbone features, then L2 — and, with
+`tune_blocks`, the backbone's last blocks too (vision/backbone_tail.py).
 
 Both maps start as the catalogue's PCA-whitening (what an index without a model uses), so
 epoch 0 is the untrained search and training can only be kept if it beats it. The loss is
 InfoNCE over the whole catalogue: each query's product against every other catalogue
-product (in-batch and catalogue-wide hard negatives at once; a 10k-product catalogue is one
-matrix product). Validation holds out whole products, never single queries.
+product (in-batch and catalogue-wide hard negatives at once). With frozen features the whole
+catalogue is mapped afresh at every step (a 10k-product catalogue is one matrix product); with
+a tuned tail, the catalogue runs through the tail once an epoch (a memory bank of negatives)
+and the batch's own products afresh, with gradients. Validation holds out whole products,
+never single queries.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tqdm import tqdm
 
 from ..errors import FirsError
 from ..index.whitening import Whitening, fit_whitening
+from ..vision.backbone_tail import BackboneTail
 
 CHECKPOINT = "checkpoint"
 
@@ -39,6 +44,8 @@ class TrainOptions:
     patience: int = 4  # epochs without a better validation score before stopping
     seed: int = 0
     device: str = "auto"
+    tune_blocks: int = 0  # the backbone's last blocks trained with the heads (0: heads only)
+    backbone_lr_ratio: float = 1 / 30  # the tuned blocks' learning rate, relative to the heads'
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +62,7 @@ class Split:
 class Outcome:
     query: Whitening
     catalogue: Whitening
+    tail: dict[str, np.ndarray] | None = None  # the tuned blocks' tensors (BackboneTail.tensors)
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
@@ -85,8 +93,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class _Heads(torch.nn.Module):
-    def __init__(self, start: Whitening, shared: bool) -> None:
+def _unit_features(x: torch.Tensor, tail: BackboneTail | None, pool: Any) -> torch.Tensor:
+    """Cached inputs (pooled features, or trunk maps when there is a tail) -> unit features."""
+    return x.float() if tail is None else pool(tail(x.float()))
+
+
+class _Model(torch.nn.Module):
+    """Per-side linear maps on pooled features; with a tail, the features come from trunk
+    maps run through it (`pool` turns its feature map into unit features)."""
+
+    def __init__(self, start: Whitening, shared: bool, tail: BackboneTail | None = None, pool: Any = None) -> None:
         super().__init__()
         mean = torch.from_numpy(start.mean.astype(np.float32))
         projection = torch.from_numpy(start.projection.astype(np.float32))
@@ -96,11 +112,13 @@ class _Heads(torch.nn.Module):
         if not shared:
             self.query_mean = torch.nn.Parameter(mean.clone())
             self.query_projection = torch.nn.Parameter(projection.clone())
+        self.tail, self.pool = tail, pool
 
     def _map(self, x: torch.Tensor, side: str) -> torch.Tensor:
         side = "catalogue" if self.shared else side
         mean, projection = getattr(self, f"{side}_mean"), getattr(self, f"{side}_projection")
-        return torch.nn.functional.normalize((x - mean) @ projection, dim=-1)
+        features = _unit_features(x, self.tail, self.pool)
+        return torch.nn.functional.normalize((features - mean) @ projection, dim=-1)
 
     def query(self, x: torch.Tensor) -> torch.Tensor:
         return self._map(x, "query")
@@ -108,14 +126,25 @@ class _Heads(torch.nn.Module):
     def catalogue(self, x: torch.Tensor) -> torch.Tensor:
         return self._map(x, "catalogue")
 
-    def as_whitenings(self) -> tuple[Whitening, Whitening]:
-        """Copies of the current maps (query side, catalogue side)."""
+    def in_chunks(self, side: str, x: torch.Tensor, size: int = 512) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([getattr(self, side)(x[i : i + size]) for i in range(0, max(1, len(x)), size)])
+
+    def train(self, mode: bool = True) -> _Model:
+        super().train(mode)
+        if self.tail is not None:
+            self.tail.eval()  # batch norm keeps its ImageNet statistics
+        return self
+
+    def snapshot(self) -> tuple[Whitening, Whitening, dict[str, np.ndarray] | None]:
+        """Copies of the current maps (query side, catalogue side) and tuned tensors."""
 
         def copy(side: str) -> Whitening:
             mean, projection = getattr(self, f"{side}_mean"), getattr(self, f"{side}_projection")
             return Whitening(mean.detach().cpu().numpy().copy(), projection.detach().cpu().numpy().copy())
 
-        return copy("catalogue" if self.shared else "query"), copy("catalogue")
+        tail = self.tail.tensors() if self.tail is not None and self.tail.trained_blocks else None
+        return copy("catalogue" if self.shared else "query"), copy("catalogue"), tail
 
 
 def _options_key(options: TrainOptions, data_key: str) -> str:
@@ -134,23 +163,39 @@ def train_heads(
     resume: bool = False,
     progress: bool = True,
     on_best: Any = None,
+    embedder: Any = None,
 ) -> Outcome:
-    """Train on `queries` (n, views, d) whose products are rows `targets` of `catalogue` (m, d);
-    `val_rows` are the held-out queries. A checkpoint lands in `folder` after every epoch;
-    `on_best(outcome)` is called whenever validation improves (the caller saves the model)."""
+    """Train on `queries` (n, views, ...) whose products are rows `targets` of `catalogue`
+    (m, ...): pooled features, or trunk maps when `options.tune_blocks` (then `embedder`
+    gives the network's tail and pooling). `val_rows` are the held-out queries. A checkpoint
+    lands in `folder` after every epoch; `on_best(outcome)` is called whenever validation
+    improves (the caller saves the model)."""
     torch.manual_seed(options.seed)
     device = _device(options.device)
-    start = fit_whitening(catalogue, options.dim)
-    heads = _Heads(start, options.shared).to(device)
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
-    cat = torch.from_numpy(catalogue.astype(np.float32)).to(device)
-    qs = torch.from_numpy(queries.astype(np.float32)).to(device)
+    cat = torch.from_numpy(catalogue).to(device)
+    qs = torch.from_numpy(queries).to(device)
+    tail = None
+    if options.tune_blocks:
+        if embedder is None:
+            raise FirsError("tuning backbone blocks needs the embedder's network")
+        tail = BackboneTail(embedder.net, options.tune_blocks).to(device)
+    pool = embedder.pool if embedder is not None else None
+    with torch.no_grad():
+        pooled = [_unit_features(cat[i : i + 512], tail, pool).cpu() for i in range(0, len(cat), 512)]
+    start = fit_whitening(torch.cat(pooled).numpy(), options.dim)
+    model = _Model(start, options.shared, tail, pool).to(device)
+    heads = [p for name, p in model.named_parameters() if not name.startswith("tail.")]
+    groups: list[dict[str, Any]] = [{"params": heads, "lr": options.learning_rate}]
+    if tail is not None:
+        tuned = [p for p in tail.parameters() if p.requires_grad]
+        groups.append({"params": tuned, "lr": options.learning_rate * options.backbone_lr_ratio})
+    optimizer = torch.optim.AdamW(groups, weight_decay=options.weight_decay)
     tg = torch.from_numpy(targets.astype(np.int64)).to(device)
     val = torch.from_numpy(val_rows.astype(np.int64)).to(device)
     train_rows = np.setdiff1d(np.arange(len(queries)), val_rows)
     if len(train_rows) == 0:
         raise FirsError("no training pairs left after holding out the validation products")
-    outcome = Outcome(*heads.as_whitenings())
+    outcome = Outcome(*model.snapshot())
     key = _options_key(options, data_key)
     first_epoch, best, waited = 1, -math.inf, 0
     state_dir = folder / CHECKPOINT
@@ -161,29 +206,37 @@ def train_heads(
                 f"{state_dir}: the checkpoint was made with other data or options; drop --resume to start over"
             )
         tensors = load_file(str(state_dir / "state.safetensors"), device=str(device))
-        heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
+        model.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
         optimizer.load_state_dict(_optimizer_state(optimizer, tensors, state["optimizer"]))
         outcome.history, outcome.best_epoch = state["history"], state["best_epoch"]
         first_epoch, best, waited = state["epoch"] + 1, state["best"], state["waited"]
-        outcome.query = Whitening(
-            tensors["best.query_mean"].cpu().numpy(), tensors["best.query_projection"].cpu().numpy()
-        )
-        outcome.catalogue = Whitening(
-            tensors["best.catalogue_mean"].cpu().numpy(), tensors["best.catalogue_projection"].cpu().numpy()
-        )
+        best_tensors = {k.removeprefix("best."): v.cpu().numpy() for k, v in tensors.items() if k.startswith("best.")}
+        outcome.query = Whitening(best_tensors["query_mean"], best_tensors["query_projection"])
+        outcome.catalogue = Whitening(best_tensors["catalogue_mean"], best_tensors["catalogue_projection"])
+        tuned_tensors = {k: v for k, v in best_tensors.items() if k.startswith("tail.")}
+        outcome.tail = tuned_tensors or None
 
     def validate() -> dict[str, float]:
-        with torch.no_grad():
-            c = heads.catalogue(cat)
-            scores = heads.query(qs[val, 0]) @ c.T
-            clean = recall(scores, tg[val])
-            street = recall(heads.query(qs[val, -1]) @ c.T, tg[val]) if qs.shape[1] > 1 else clean
+        model.eval()
+        bank = model.in_chunks("catalogue", cat)
+        clean = recall(model.in_chunks("query", qs[val, 0]) @ bank.T, tg[val])
+        street = recall(model.in_chunks("query", qs[val, -1]) @ bank.T, tg[val]) if qs.shape[1] > 1 else clean
         return {
             "val_R@1": clean["R@1"],
             "val_R@20": clean["R@20"],
             "val_street_R@1": street["R@1"],
             "val_street_R@20": street["R@20"],
         }
+
+    def loss_of(rows: torch.Tensor, picked: torch.Tensor, bank: torch.Tensor | None) -> torch.Tensor:
+        q = model.query(qs[rows, picked])
+        if bank is None:  # frozen features: the whole catalogue mapped afresh
+            return torch.nn.functional.cross_entropy(q @ model.catalogue(cat).T / options.temperature, tg[rows])
+        products, positive = torch.unique(tg[rows], return_inverse=True)
+        others = q @ bank.T
+        others[:, products] = -torch.inf  # the batch's products count once, afresh
+        logits = torch.cat([q @ model.catalogue(cat[products]).T, others], dim=1) / options.temperature
+        return torch.nn.functional.cross_entropy(logits, positive)
 
     if first_epoch == 1:
         outcome.history = [{"epoch": 0, "loss": float("nan"), **validate()}]  # the untrained search
@@ -201,24 +254,22 @@ def train_heads(
         order = generator.permutation(train_rows)
         views = generator.integers(0, qs.shape[1], len(order))
         losses = []
-        heads.train()
+        bank = model.in_chunks("catalogue", cat) if tail is not None else None
+        model.train()
         for begin in range(0, len(order), options.batch_size):
             rows = torch.from_numpy(order[begin : begin + options.batch_size]).to(device)
             picked = torch.from_numpy(views[begin : begin + options.batch_size]).to(device)
-            q = heads.query(qs[rows, picked])
-            logits = q @ heads.catalogue(cat).T / options.temperature
-            loss = torch.nn.functional.cross_entropy(logits, tg[rows])
+            loss = loss_of(rows, picked, bank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-        heads.eval()
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), **validate()}
         outcome.history.append(entry)
         score = _score(entry)
         if score > best or not len(val_rows):  # with nothing held out, the latest heads are kept
             best, waited, outcome.best_epoch = score, 0, epoch
-            outcome.query, outcome.catalogue = heads.as_whitenings()
+            outcome.query, outcome.catalogue, outcome.tail = model.snapshot()
             if on_best is not None:
                 on_best(outcome)
         else:
@@ -226,7 +277,7 @@ def train_heads(
         bar.set_postfix(loss=f"{entry['loss']:.3f}", R1=f"{entry['val_R@1']:.3f}", R20=f"{entry['val_R@20']:.3f}")
         _checkpoint(
             state_dir,
-            heads,
+            model,
             optimizer,
             outcome,
             {
@@ -256,11 +307,15 @@ def _checkpoint(
     """The epoch's state (heads, optimizer, the best heads so far, counters), written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"heads.{k}": v.detach().contiguous() for k, v in heads.state_dict().items()}
-    for side, whitening in (("query", outcome.query), ("catalogue", outcome.catalogue)):
-        tensors[f"best.{side}_mean"] = torch.from_numpy(np.ascontiguousarray(whitening.mean, dtype=np.float32))
-        tensors[f"best.{side}_projection"] = torch.from_numpy(
-            np.ascontiguousarray(whitening.projection, dtype=np.float32)
-        )
+    best = {
+        "query_mean": outcome.query.mean,
+        "query_projection": outcome.query.projection,
+        "catalogue_mean": outcome.catalogue.mean,
+        "catalogue_projection": outcome.catalogue.projection,
+        **(outcome.tail or {}),
+    }
+    for name, value in best.items():
+        tensors[f"best.{name}"] = torch.from_numpy(np.ascontiguousarray(value))
     layout: dict[str, Any] = {"param_groups": optimizer.state_dict()["param_groups"], "state": {}}
     for index, values in optimizer.state_dict()["state"].items():
         layout["state"][str(index)] = {}

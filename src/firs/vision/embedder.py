@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import FirsError
 from ..files import sha256_file
+from .backbone_tail import BackboneTail, trunk_maps
 
 # EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
 MEAN = (0.498, 0.498, 0.498)
@@ -110,23 +111,36 @@ class Embedder:
             "normalise": {"mean": list(MEAN), "std": list(STD)},
         }
 
-    def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
+    @cached_property
+    def original_tail(self) -> BackboneTail:
+        return BackboneTail(self.net)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """A feature map -> L2-normalised (N, 1280) features (GeM or average pooling)."""
         if self.spec.pooling == "gem":
             p = self.spec.gem_p
-            return fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
-        if self.spec.pooling == "avg":
-            return fmap.mean(dim=(2, 3))
-        raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
+            pooled = fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+        elif self.spec.pooling == "avg":
+            pooled = fmap.mean(dim=(2, 3))
+        else:
+            raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
+        return torch.nn.functional.normalize(pooled, dim=1, eps=1e-12)
 
     @torch.inference_mode()
-    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def trunk(self, batch: np.ndarray) -> np.ndarray:
+        """Prepared NCHW arrays -> the trunk's maps (see vision/backbone_tail.py)."""
+        return trunk_maps(self.net, torch.from_numpy(batch)).numpy()
+
+    @torch.inference_mode()
+    def forward(self, batch: np.ndarray, tail: BackboneTail | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prepared NCHW arrays -> L2-normalised (N, 1280) features and the ImageNet head's
-        (N, 1000) class probabilities, from one pass of the network."""
-        fmap = self.net.extract_features(torch.from_numpy(batch))
-        features = self._pool(fmap).numpy().astype(np.float32)
+        (N, 1000) class probabilities. With a tuned `tail` (`firs train`), the features come
+        from it; the probabilities always from the network as ImageNet trained it."""
+        maps = trunk_maps(self.net, torch.from_numpy(batch))
+        fmap = self.original_tail(maps)
         probabilities = torch.softmax(self.net._fc(fmap.mean(dim=(2, 3))), dim=1).numpy()
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return features / np.maximum(norms, 1e-12), probabilities
+        features = self.pool(fmap if tail is None else tail(maps))
+        return features.numpy().astype(np.float32), probabilities
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Prepared NCHW arrays -> (N, 1280) float32, L2-normalised."""

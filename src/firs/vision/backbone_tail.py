@@ -1,0 +1,77 @@
+"""The backbone split in two: a trunk kept as ImageNet trained it, and a tail `firs train` may tune.
+
+The trunk is the stem and the first TRUNK_BLOCKS MBConv blocks (EfficientNet-Lite0: a
+7x7x192 map at 224 px); the tail is the remaining blocks, the 1x1 head conv and its batch
+norm, giving the 1280-channel map the embedder pools. Training computes the trunk's maps once
+and caches them; only the tail runs in each epoch. Batch norm keeps its ImageNet statistics
+(the tail always runs in eval mode).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+TRUNK_BLOCKS = 14
+TENSOR_PREFIX = "tail."
+
+
+def trunk_maps(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    x = net._swish(net._bn0(net._conv_stem(batch)))
+    for block in net._blocks[:TRUNK_BLOCKS]:
+        x = block(x)
+    return x
+
+
+class BackboneTail(torch.nn.Module):
+    """A copy of the network's tail; the last `trained_blocks` blocks (and the head conv,
+    when any block is trained) take gradients."""
+
+    def __init__(self, net: torch.nn.Module, trained_blocks: int = 0) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(copy.deepcopy(list(net._blocks[TRUNK_BLOCKS:])))
+        self.conv_head, self.bn1 = copy.deepcopy(net._conv_head), copy.deepcopy(net._bn1)
+        self.act = net._swish
+        if not 0 <= trained_blocks <= len(self.blocks):
+            raise ValueError(f"trained_blocks must be 0..{len(self.blocks)}, not {trained_blocks}")
+        self.trained_blocks = trained_blocks
+        self.eval()  # batch norm keeps its statistics, drop-connect stays off, in training too
+        self.requires_grad_(False)
+        if trained_blocks:
+            for block in self.blocks[len(self.blocks) - trained_blocks :]:
+                block.requires_grad_(True)
+            self.conv_head.requires_grad_(True)
+            self.bn1.requires_grad_(True)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """Trunk maps -> the 1280-channel feature map."""
+        x = maps
+        for block in self.blocks:
+            x = block(x)
+        return self.act(self.bn1(self.conv_head(x)))
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The trained part's weights (and batch-norm buffers), for a safetensors file."""
+        return {
+            f"{TENSOR_PREFIX}{name}": value.detach().cpu().numpy().copy()
+            for name, value in self.state_dict().items()
+            if self._trained(name)
+        }
+
+    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
+        wanted = {name for name in self.state_dict() if self._trained(name)}
+        given = {name.removeprefix(TENSOR_PREFIX) for name in tensors if name.startswith(TENSOR_PREFIX)}
+        if wanted != given:
+            raise ValueError(f"tail tensors do not match {self.trained_blocks} trained blocks")
+        state = {name: torch.from_numpy(np.asarray(tensors[TENSOR_PREFIX + name])) for name in wanted}
+        self.load_state_dict(state, strict=False)
+
+    def _trained(self, name: str) -> bool:
+        if name.endswith("num_batches_tracked"):  # a counter batch norm in eval mode never reads
+            return False
+        if name.startswith(("conv_head.", "bn1.")):
+            return self.trained_blocks > 0
+        number = int(name.split(".")[1])
+        return number >= len(self.blocks) - self.trained_blocks

@@ -1,0 +1,103 @@
+"""The garment's colour signature: what it measures, and fused into the fine view's vectors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from firs.cli import main
+from firs.demo.garments import COLOURS, GarmentSpec, draw_garment
+from firs.index import colour_fusion
+from firs.index import directory as layout
+from firs.index.shards import COLOUR, read_shards
+from firs.index.whitening import Whitening
+from firs.search.engine import Query, SearchEngine
+from firs.vision.colour_signature import SIZE, colour_signatures
+from firs.vision.embedder import Embedder
+
+from .conftest import jpeg_bytes
+
+
+def _signature(image: Image.Image, embedder: Embedder) -> np.ndarray:
+    return colour_signatures(embedder.prepare(image, "crop")[None])[0]
+
+
+def test_signature_tells_navy_from_black(embedder: Embedder) -> None:
+    navy, black = (draw_garment(GarmentSpec("t-shirt", colour, "solid")) for colour in ("navy", "black"))
+    navy_again = draw_garment(GarmentSpec("t-shirt", "navy", "solid"), style=1)  # shaded, another outline
+    signatures = {name: _signature(image, embedder) for name, image in [("navy", navy), ("black", black)]}
+    assert all(abs(np.linalg.norm(s) - 1) < 1e-5 for s in signatures.values())
+    assert float(signatures["navy"] @ _signature(navy_again, embedder)) > 0.5
+    assert float(signatures["navy"] @ signatures["black"]) < 0.3
+    blank = _signature(Image.new("RGB", (64, 64), (255, 255, 255)), embedder)
+    assert blank.shape == (SIZE,) and not blank.any()  # nothing but backdrop: no colour at all
+
+
+def test_fused_inner_product_is_the_weighted_score() -> None:
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((2, 16)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    s = rng.random((2, SIZE)).astype(np.float32)
+    s /= np.linalg.norm(s, axis=1, keepdims=True)
+    for weight in (0.0, 0.4, 2.0):
+        fused = colour_fusion.fuse(e, s, weight)
+        assert fused.shape == (2, 16 + SIZE)
+        expected = (e[0] @ e[1] + weight * (s[0] @ s[1])) / (1 + weight)
+        assert float(fused[0] @ fused[1]) == pytest.approx(float(expected), abs=1e-5)
+        assert np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="colour weight"):
+        colour_fusion.check_weight(-1)
+
+
+@pytest.fixture(scope="module")
+def same_cut_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same t-shirt and dress in every colour: only colour tells them apart."""
+    folder = tmp_path_factory.mktemp("colours")
+    with (folder / "catalog.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "image", "title"])
+        for kind in ("t-shirt", "dress"):
+            for colour in COLOURS:
+                spec = GarmentSpec(kind, colour, "solid")
+                draw_garment(spec).save(folder / f"{spec.product_id}.png")
+                writer.writerow([spec.product_id, f"{spec.product_id}.png", spec.title])
+    return folder / "catalog.csv"
+
+
+def test_fine_view_carries_the_colour_and_ranks_by_it(
+    same_cut_catalog: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    out = tmp_path / "index"
+    assert main(["build", str(same_cut_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]) == 0
+    manifest = json.loads((out / layout.MANIFEST).read_text())
+    fine = manifest["views"]["fine"]
+    assert fine["colour"]["weight"] == colour_fusion.DEFAULT_WEIGHT
+    assert fine["dim"] == fine["whitening"]["dim"] + SIZE and "colour" not in manifest["views"]["simple"]
+    folder = out / layout.view_dir("fine")
+    ids, features = read_shards(folder / layout.FEATURES)
+    signatures = read_shards(folder / layout.FEATURES, COLOUR)[1]
+    assert signatures.shape == (12, SIZE)
+    expected = colour_fusion.fuse(Whitening.load(folder / layout.WHITENING).apply(features), signatures, 0.4)
+    engine = SearchEngine(out, embedder)
+    stored = np.stack([engine.views["fine"].ann.index.reconstruct(engine.store.label_of(i)) for i in ids])
+    assert np.allclose(stored, expected, atol=1e-5)  # the ANN holds exactly the fused vectors
+
+    for colour in ("navy", "black", "red", "pink"):
+        spec = GarmentSpec("t-shirt", colour, "solid")
+        query = jpeg_bytes(draw_garment(spec, style=1).resize((300, 300)))
+        results = engine.search(Query(image=query, mode="fine", k=3)).results
+        assert results[0]["id"] == spec.product_id, (colour, [r["id"] for r in results])
+
+
+def test_colour_weight_zero_leaves_the_plain_embedding(same_cut_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    argv = ["build", str(same_cut_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]
+    assert main([*argv, "--colour-weight", "0"]) == 0
+    fine = json.loads((out / layout.MANIFEST).read_text())["views"]["fine"]
+    assert "colour" not in fine and fine["dim"] == fine["whitening"]["dim"]
+    assert main([*argv, "--colour-weight", "-1"]) == 2
