@@ -25,9 +25,8 @@ from firs.catalog.sources import read_catalog
 from firs.train.features import query_features
 from firs.train.pairs import Pair
 from firs.train.trainer import recall
-from firs.vision.colour_signature import BINS, SIZE, colour_signatures
-from firs.vision.crops import NEAR_WHITE
-from firs.vision.embedder import MEAN, STD, Embedder
+from firs.vision.colour_signature import BINS, SIZE, colour_signatures, garment_pixels, signature
+from firs.vision.embedder import Embedder
 from firs.vision.localiser import GarmentLocaliser
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -49,15 +48,7 @@ def soft_counts(pixels: np.ndarray) -> np.ndarray:
 
 def soft_signatures(batch: np.ndarray) -> np.ndarray:
     """colour_signatures with each pixel shared among the 8 cell centres around it."""
-    rgb = batch.transpose(0, 2, 3, 1) * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)
-    rgb = np.clip(rgb, 0.0, 0.999).reshape(len(batch), -1, 3)
-    out = np.zeros((len(batch), SIZE), np.float32)
-    for row, pixels in enumerate(rgb):
-        kept = pixels[(pixels < NEAR_WHITE / 255).any(axis=1)]
-        if len(kept):
-            counts = soft_counts(kept)
-            out[row] = np.sqrt(counts / counts.sum())
-    return out
+    return np.stack([signature(soft_counts(pixels)) for pixels in garment_pixels(batch)])
 
 
 def variants(batch: np.ndarray) -> np.ndarray:

@@ -21,9 +21,9 @@ from firs.catalog.problems import ProblemLog
 from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
+from firs.index.model_dir import HEAD, TrainedModel
 from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
-from firs.train.model_dir import HEAD, TrainedModel
 from firs.train.pairs import read_pairs
 from firs.train.run import TrainSetup, train_model
 from firs.train.trainer import TrainOptions

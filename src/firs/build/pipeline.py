@@ -20,11 +20,11 @@ from ..index import colour_fusion
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.images import ImageStore, display_jpeg
+from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..index.postings import Postings
 from ..index.shards import COLOUR, write_shards
 from ..index.whitening import fit_whitening
 from ..tagging.tagger import colour_tags, product_tags, region_tag
-from ..train.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser

@@ -17,10 +17,10 @@ from ..index import colour_fusion
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.images import ImageStore
+from ..index.model_dir import HEAD, TrainedModel
 from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
-from ..train.model_dir import HEAD, TrainedModel
 from ..vision.backbone_tail import BackboneTail
 from ..vision.colour_signature import colour_signatures
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes

@@ -21,11 +21,11 @@ from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.problems import ProblemLog
 from ..catalog.sources import read_catalog
 from ..errors import FirsError
+from ..index.model_dir import TrainedModel
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
 from .features import QueryFeatures, catalogue_features, fingerprint, query_features
 from .mining import picture_pairs, synthetic_pairs
-from .model_dir import TrainedModel
 from .pairs import Pair, read_pairs
 from .trainer import Outcome, TrainOptions, split_by_product, train_heads
 

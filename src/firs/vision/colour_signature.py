@@ -21,15 +21,23 @@ BINS = 6
 SIZE = BINS**3
 
 
-def colour_signatures(batch: np.ndarray) -> np.ndarray:
-    """Prepared NCHW pictures (the embedder's normalisation) -> (N, SIZE) float32."""
+def garment_pixels(batch: np.ndarray) -> list[np.ndarray]:
+    """Per prepared NCHW picture (the embedder's normalisation), its non-white pixels, RGB in [0, 1)."""
     rgb = batch.transpose(0, 2, 3, 1) * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)
     rgb = np.clip(rgb, 0.0, 0.999).reshape(len(batch), -1, 3)
+    return [pixels[(pixels < NEAR_WHITE / 255).any(axis=1)] for pixels in rgb]
+
+
+def signature(counts: np.ndarray) -> np.ndarray:
+    """Cell counts -> the unit square-rooted histogram (zeros when there is nothing)."""
+    total = counts.sum()
+    return np.sqrt(counts / total).astype(np.float32) if total > 0 else np.zeros(SIZE, np.float32)
+
+
+def colour_signatures(batch: np.ndarray) -> np.ndarray:
+    """Prepared NCHW pictures (the embedder's normalisation) -> (N, SIZE) float32."""
     out = np.zeros((len(batch), SIZE), np.float32)
-    for row, pixels in enumerate(rgb):
-        kept = pixels[(pixels < NEAR_WHITE / 255).any(axis=1)]
-        if len(kept):
-            cells = (kept * BINS).astype(np.int64)
-            counts = np.bincount((cells[:, 0] * BINS + cells[:, 1]) * BINS + cells[:, 2], minlength=SIZE)
-            out[row] = np.sqrt(counts / counts.sum())
+    for row, pixels in enumerate(garment_pixels(batch)):
+        cells = (pixels * BINS).astype(np.int64)
+        out[row] = signature(np.bincount((cells[:, 0] * BINS + cells[:, 1]) * BINS + cells[:, 2], minlength=SIZE))
     return out

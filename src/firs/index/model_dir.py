@@ -24,8 +24,8 @@ from safetensors.numpy import load_file, save_file
 
 from ..errors import FirsError
 from ..files import sha256_file
-from ..index.whitening import Whitening
 from ..vision.backbone_tail import TENSOR_PREFIX, BackboneTail
+from .whitening import Whitening
 
 MODEL_JSON = "model.json"
 HEAD = "head.safetensors"
