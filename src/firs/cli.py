@@ -109,7 +109,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tune-blocks",
         type=int,
-        help="also train the backbone's last N blocks (0: the heads alone on frozen features; at most 2)",
+        help="also train the backbone's last N blocks (1; 0: the heads alone on frozen features; at most 2)",
     )
     _add_catalogue_reading(p)
 

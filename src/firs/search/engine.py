@@ -268,12 +268,13 @@ class SearchEngine:
                     out[-1][name] = own or best or ""
         return out
 
-    def vector_of(self, image: Image.Image, view: str) -> tuple[np.ndarray, np.ndarray]:
-        """Search vector (whitened, or mapped by a trained query head) and ImageNet
-        probabilities of one photo in one view."""
+    def vector_of(self, image: Image.Image, view: str, classify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Search vector (whitened, or mapped by a trained query head; the colour signature
+        beside it where the view has one) and ImageNet probabilities of one photo in one view
+        (with `classify=False` they may be left out: an empty array)."""
         prepared = self.embedder.prepare(image, self.view_resize(view))[None]
         state = self.views[view]
-        features, probabilities = self.embedder.forward(prepared, state.tail)
+        features, probabilities = self.embedder.forward(prepared, state.tail, classify)
         vector = state.photo_map.apply(features)
         if state.colour_weight:
             vector = colour_fusion.fuse(vector, colour_signatures(prepared), state.colour_weight)
@@ -351,7 +352,7 @@ class SearchEngine:
         extra["image_size"] = list(photo.size)
         clock.lap("decode")
         if query.mode == "simple":
-            vector, _ = self.vector_of(picture, "simple")
+            vector, _ = self.vector_of(picture, "simple", classify=False)
             clock.lap("embed")
             results = self.neighbours(vector, query.k, "simple", allowed)
             clock.lap("search")
@@ -361,7 +362,7 @@ class SearchEngine:
         clock.last = time.perf_counter()
         first = None  # the first garment's vector, probabilities and neighbours, when already taken
         if query.region == "auto" and not query.all_items and not located.fallback:
-            vector, probabilities = self.vector_of(located.items[0].view, "fine")
+            vector, probabilities = self.vector_of(located.items[0].view, "fine", query.mode == "tag")
             clock.add("embed")
             near = self.nearest_labels(vector)
             wanted = self.catalogue_region(near, located.items[0].region.name, located.found)
@@ -379,7 +380,7 @@ class SearchEngine:
             if number == 0 and first:
                 vector, probabilities, near = first
             else:
-                (vector, probabilities), near = self.vector_of(item.view, "fine"), None
+                (vector, probabilities), near = self.vector_of(item.view, "fine", query.mode == "tag"), None
             clock.add("embed")
             restrict, entry = allowed, {"region": _region_answer(item.region.as_dict(), photo)}
             if query.mode == "tag":

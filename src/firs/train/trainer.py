@@ -44,7 +44,9 @@ class TrainOptions:
     patience: int = 4  # epochs without a better validation score before stopping
     seed: int = 0
     device: str = "auto"
-    tune_blocks: int = 0  # the backbone's last blocks trained with the heads (0: heads only)
+    # The backbone's last blocks trained with the heads (0: heads only). Dev set, 30 epochs:
+    # 1 block lifted held-out R@20 0.587 -> 0.631, street 0.292 -> 0.358 (docs/architecture.md).
+    tune_blocks: int = 1
     backbone_lr_ratio: float = 1 / 30  # the tuned blocks' learning rate, relative to the heads'
 
     def as_dict(self) -> dict[str, Any]:

@@ -132,11 +132,16 @@ class Embedder:
         return trunk_maps(self.net, torch.from_numpy(batch)).numpy()
 
     @torch.inference_mode()
-    def forward(self, batch: np.ndarray, tail: BackboneTail | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def forward(
+        self, batch: np.ndarray, tail: BackboneTail | None = None, classify: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Prepared NCHW arrays -> L2-normalised (N, 1280) features and the ImageNet head's
         (N, 1000) class probabilities. With a tuned `tail` (`firs train`), the features come
-        from it; the probabilities always from the network as ImageNet trained it."""
+        from it and the probabilities from the network as ImageNet trained it — which costs
+        the original tail too, so `classify=False` skips them (an (N, 0) array)."""
         maps = trunk_maps(self.net, torch.from_numpy(batch))
+        if tail is not None and not classify:
+            return self.pool(tail(maps)).numpy().astype(np.float32), np.zeros((len(batch), 0), np.float32)
         fmap = self.original_tail(maps)
         probabilities = torch.softmax(self.net._fc(fmap.mean(dim=(2, 3))), dim=1).numpy()
         features = self.pool(fmap if tail is None else tail(maps))
