@@ -284,7 +284,8 @@ def _run_train(args: argparse.Namespace) -> int:
     setup.feature_cache = args.feature_cache
     report = train_model(setup)
     history = report.outcome.history
-    print(f"model written to {args.out}")
+    tuned = options.tune_blocks
+    print(f"model written to {args.out} ({f'the last {tuned} backbone block(s) tuned' if tuned else 'heads only'})")
     print(
         f"  pairs ({report.source}) {report.pairs}: train {report.train_pairs}, held out {report.val_pairs} "
         f"({report.val_products} products); catalogue {report.catalogue} products"
