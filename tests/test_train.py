@@ -202,6 +202,12 @@ def test_a_model_of_another_backbone_is_refused(
     with pytest.raises(CatalogError, match="another backbone"):
         build_index([paired / "catalog.csv"], tmp_path / "index", options, embedder)
     assert not (tmp_path / "index").exists()
+    # A model.json that claims tuned blocks its weights file lacks (or the reverse) is refused.
+    model = TrainedModel.load(trained)
+    model.info["tuned_blocks"] = 1
+    model.save(other)
+    with pytest.raises(FirsError, match="disagree"):
+        TrainedModel.load(other)
 
 
 def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
