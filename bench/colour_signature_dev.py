@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from firs.build.embed_stage import Prepared, embed_images
+from firs.build.embed_stage import embed_images
 from firs.build.pipeline import catalogue_loader
 from firs.catalog.sources import read_catalog
 from firs.train.features import query_features
@@ -78,13 +78,8 @@ def compute(out: Path, catalog: Path) -> dict[str, np.ndarray]:
     embedder = Embedder(threads=None)
     signer, localiser = SignatureEmbedder(embedder), GarmentLocaliser()
     products, _ = read_catalog([catalog], image_roots=[DATA])
-    load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-
-    def fine_only(product_id: str, path: str) -> Prepared:
-        prepared = load(product_id, path)
-        return Prepared({"fine": prepared.arrays["fine"]}, prepared.note)
-
-    done = embed_images([(p.id, p.image) for p in products], signer, fine_only, desc="catalogue signatures")  # type: ignore[arg-type]
+    load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products}, fine_only=True)
+    done = embed_images([(p.id, p.image) for p in products], signer, load, desc="catalogue signatures")  # type: ignore[arg-type]
     pairs_tsv = DATA / "viton-dev" / "queries.tsv"
     with pairs_tsv.open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

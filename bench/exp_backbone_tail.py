@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from firs.build.embed_stage import Prepared, embed_images
+from firs.build.embed_stage import embed_images
 from firs.build.pipeline import catalogue_loader
 from firs.catalog.sources import read_catalog
 from firs.index.whitening import fit_whitening
@@ -120,13 +120,8 @@ def features(out: Path, catalog: Path, pairs_tsv: Path) -> tuple[list[str], np.n
         stored = np.load(target)
         ids, cat = [str(x) for x in stored["ids"]], stored["maps"]
     else:
-        load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-
-        def fine_only(product_id: str, path: str) -> Prepared:
-            prepared = load(product_id, path)
-            return Prepared({"fine": prepared.arrays["fine"]}, prepared.note)
-
-        done = embed_images([(p.id, p.image) for p in products], trunk, fine_only, desc="catalogue maps")  # type: ignore[arg-type]
+        load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products}, fine_only=True)
+        done = embed_images([(p.id, p.image) for p in products], trunk, load, desc="catalogue maps")  # type: ignore[arg-type]
         ids, cat = done.ids, done.features["fine"]
         np.savez(target, ids=np.array(ids), maps=cat)
     with pairs_tsv.open() as handle:

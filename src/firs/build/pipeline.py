@@ -75,15 +75,20 @@ def _reason_kind(reason: str) -> str:
     return text.split(" (")[0][:80]
 
 
-def catalogue_loader(embedder: Embedder, localiser: GarmentLocaliser, categories: dict[str, list[str]]) -> Loader:
-    """Decode a catalogue image once; prepare its simple and fine views."""
+def catalogue_loader(
+    embedder: Embedder, localiser: GarmentLocaliser, categories: dict[str, list[str]], fine_only: bool = False
+) -> Loader:
+    """Decode a catalogue image once; prepare its simple and fine views — with `fine_only`, the
+    fine view alone, without labels or the stored picture (what training needs)."""
 
     def load(product_id: str, path: str) -> Prepared:
         image = load_image(path)
         view, note, region = fine_view(image, categories.get(product_id, []), localiser)
+        fine = embedder.prepare(view, FINE_RESIZE)
+        if fine_only:
+            return Prepared({"fine": fine}, note)
         tags = colour_tags(view) + ([region_tag(region)] if region else [])
-        arrays = {"simple": embedder.prepare(image), "fine": embedder.prepare(view, FINE_RESIZE)}
-        return Prepared(arrays, note, tags, display_jpeg(image))
+        return Prepared({"simple": embedder.prepare(image), "fine": fine}, note, tags, display_jpeg(image))
 
     return load
 

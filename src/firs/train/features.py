@@ -130,13 +130,8 @@ def catalogue_features(
     if stored is not None:
         ids = [str(x) for x in stored["ids"]]
         return CatalogueFeatures(ids, _loaded(stored["features"], maps), failures), paths
-    load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-
-    def fine_only(product_id: str, path: str) -> Prepared:
-        prepared = load(product_id, path)
-        return Prepared({"fine": prepared.arrays["fine"]}, prepared.note)
-
-    embedded = embed_images(list(paths.items()), network, fine_only, progress=progress, desc="catalogue features")
+    load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products}, fine_only=True)
+    embedded = embed_images(list(paths.items()), network, load, progress=progress, desc="catalogue features")
     failures.update(embedded.failures)
     features = embedded.features.get("fine", np.zeros((0, 1280), np.float32))
     _store(target, ids=np.array(embedded.ids), features=features.astype(np.float16))
