@@ -224,6 +224,7 @@ def _run_build(args: argparse.Namespace) -> int:
     from .build.summary import print_summary
     from .catalog.csv_reader import parse_column_map
     from .catalog.fetch import FetchPolicy
+    from .index.colour_fusion import check_weight
 
     options = BuildOptions(
         fmt=args.format,
@@ -246,9 +247,10 @@ def _run_build(args: argparse.Namespace) -> int:
     if args.whitening_dim:
         options.whitening_dim = args.whitening_dim
     if args.colour_weight is not None:
-        if not 0 <= args.colour_weight < float("inf"):
-            raise FirsError(f"--colour-weight must be a number >= 0, not {args.colour_weight}")
-        options.colour_weight = args.colour_weight
+        try:
+            options.colour_weight = check_weight(args.colour_weight)
+        except ValueError as exc:
+            raise FirsError(f"--colour-weight: {exc}") from None
     report = build_index(args.sources, args.out, options)
     print_summary(report, args.out)
     return 0

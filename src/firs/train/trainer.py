@@ -100,6 +100,12 @@ def _unit_features(x: torch.Tensor, tail: BackboneTail | None, pool: Any) -> tor
     return x.float() if tail is None else pool(tail(x.float()))
 
 
+def _in_chunks(function: Any, x: torch.Tensor, size: int = 512) -> torch.Tensor:
+    """`function` over the rows of `x`, a chunk at a time, without gradients."""
+    with torch.no_grad():
+        return torch.cat([function(x[i : i + size]) for i in range(0, max(1, len(x)), size)])
+
+
 class _Model(torch.nn.Module):
     """Per-side linear maps on pooled features; with a tail, the features come from trunk
     maps run through it (`pool` turns its feature map into unit features)."""
@@ -128,9 +134,8 @@ class _Model(torch.nn.Module):
     def catalogue(self, x: torch.Tensor) -> torch.Tensor:
         return self._map(x, "catalogue")
 
-    def in_chunks(self, side: str, x: torch.Tensor, size: int = 512) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([getattr(self, side)(x[i : i + size]) for i in range(0, max(1, len(x)), size)])
+    def in_chunks(self, side: str, x: torch.Tensor) -> torch.Tensor:
+        return _in_chunks(getattr(self, side), x)
 
     def train(self, mode: bool = True) -> _Model:
         super().train(mode)
@@ -182,9 +187,7 @@ def train_heads(
             raise FirsError("tuning backbone blocks needs the embedder's network")
         tail = BackboneTail(embedder.net, options.tune_blocks).to(device)
     pool = embedder.pool if embedder is not None else None
-    with torch.no_grad():
-        pooled = [_unit_features(cat[i : i + 512], tail, pool).cpu() for i in range(0, len(cat), 512)]
-    start = fit_whitening(torch.cat(pooled).numpy(), options.dim)
+    start = fit_whitening(_in_chunks(lambda x: _unit_features(x, tail, pool), cat).cpu().numpy(), options.dim)
     model = _Model(start, options.shared, tail, pool).to(device)
     heads = [p for name, p in model.named_parameters() if not name.startswith("tail.")]
     groups: list[dict[str, Any]] = [{"params": heads, "lr": options.learning_rate}]
