@@ -231,7 +231,7 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     )
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
-    assert "the last 1 backbone block(s) tuned" in out
+    assert "the last 2 backbone block(s) tuned" in out
     too_many = ["--tune-blocks", "3"]
     assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *too_many]) == 2
 
@@ -310,7 +310,7 @@ def test_worn_view_bends_a_product_shot_and_keeps_its_colours() -> None:
 
 
 def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:
-    out, epochs = tmp_path / "model", 40  # the default model: the heads and the backbone's last block
+    out, epochs = tmp_path / "model", 40  # the default model: the heads and the backbone's last two blocks
     command = [sys.executable, "-m", "firs.cli", "train", "--queries", str(paired / "pairs.tsv")]
     command += ["--catalog", str(paired / "catalog.csv"), "--out", str(out), "--epochs", str(epochs)]
     command += ["--dim", "16", "--val-fraction", "0", "--feature-cache", str(features), "--quiet"]
@@ -331,4 +331,4 @@ def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, fea
     info = json.loads((out / "model.json").read_text())
     assert [entry["epoch"] for entry in info["history"]] == list(range(epochs + 1))
     assert info["best_epoch"] == epochs  # nothing held out: the last heads are the model
-    assert TrainedModel.load(out).tuned_blocks == 1
+    assert TrainedModel.load(out).tuned_blocks == 2

@@ -22,6 +22,7 @@ from ..catalog.problems import ProblemLog
 from ..catalog.sources import read_catalog
 from ..errors import FirsError
 from ..index.model_dir import TrainedModel
+from ..vision.backbone_tail import tail_blocks
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
 from .features import QueryFeatures, catalogue_features, fingerprint, query_features
@@ -67,6 +68,8 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
     pair_problems = ProblemLog(strict=setup.strict)
     embedder = embedder or Embedder(threads=None)
+    if not 0 <= setup.options.tune_blocks <= tail_blocks(embedder.net):  # before the long feature stage
+        raise FirsError(f"--tune-blocks: 0 to {tail_blocks(embedder.net)}, not {setup.options.tune_blocks}")
     localiser = GarmentLocaliser()
     cache = setup.feature_cache or setup.out / "cache"
     maps = setup.options.tune_blocks > 0  # a tuned tail trains on the trunk's maps, else on pooled features

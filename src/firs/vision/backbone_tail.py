@@ -18,6 +18,11 @@ TRUNK_BLOCKS = 14
 TENSOR_PREFIX = "tail."
 
 
+def tail_blocks(net: torch.nn.Module) -> int:
+    """How many blocks the tail has (what `trained_blocks` may be at most)."""
+    return len(net._blocks) - TRUNK_BLOCKS
+
+
 def trunk_maps(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     x = net._swish(net._bn0(net._conv_stem(batch)))
     for block in net._blocks[:TRUNK_BLOCKS]:
@@ -35,7 +40,7 @@ class BackboneTail(torch.nn.Module):
         self.conv_head, self.bn1 = copy.deepcopy(net._conv_head), copy.deepcopy(net._bn1)
         self.act = net._swish
         if not 0 <= trained_blocks <= len(self.blocks):
-            raise ValueError(f"trained_blocks must be 0..{len(self.blocks)}, not {trained_blocks}")
+            raise ValueError(f"the tail has {len(self.blocks)} blocks to tune, not {trained_blocks}")
         self.trained_blocks = trained_blocks
         self.eval()  # batch norm keeps its statistics, drop-connect stays off, in training too
         self.requires_grad_(False)
