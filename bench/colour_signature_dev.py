@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from firs.build.embed_stage import embed_images
-from firs.build.pipeline import catalogue_loader
 from firs.catalog.sources import read_catalog
+from firs.pipeline.build import catalogue_loader
+from firs.pipeline.embed_stage import embed_images
 from firs.train.features import query_features
 from firs.train.pairs import Pair
 from firs.train.trainer import recall

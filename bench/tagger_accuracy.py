@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from firs.build.views import fine_view
 from firs.catalog.store import ProductStore
 from firs.index import directory as layout
 from firs.index.shards import read_shards
 from firs.index.whitening import Whitening
+from firs.pipeline.views import fine_view
 from firs.runtime import default_threads, tune_allocator
 from firs.search.tag_policy import VOTERS, vote_types
 from firs.tagging.tagger import classifier_tags, colour_tags

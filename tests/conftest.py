@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from firs.build.pipeline import BuildOptions, build_index
 from firs.demo.garments import catalogue_specs, draw_garment
+from firs.pipeline.build import BuildOptions, build_index
 from firs.vision.embedder import Embedder
 
 

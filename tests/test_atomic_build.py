@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from firs.build.pipeline import BuildOptions, build_index
 from firs.index import directory as layout
+from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import SearchEngine
 from firs.vision.embedder import Embedder
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from firs.build.pipeline import BuildOptions, build_index
 from firs.cli import main
 from firs.errors import CatalogError, IndexFormatError
 from firs.index import directory as layout
 from firs.index.shards import read_shards
+from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import Query, SearchEngine
 from firs.vision.embedder import Embedder
 

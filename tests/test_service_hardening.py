@@ -15,7 +15,7 @@ import skimage.data
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from firs.build.pipeline import BuildOptions, build_index
+from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import SearchEngine
 from firs.service.app import ServiceOptions, allowed_hosts, create_app
 from firs.vision.embedder import Embedder

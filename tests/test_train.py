@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from firs.build.pipeline import BuildOptions, build_index
 from firs.catalog.problems import ProblemLog
 from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
 from firs.index.model_dir import HEAD, TrainedModel
+from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
 from firs.train.pairs import read_pairs

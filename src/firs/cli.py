@@ -220,11 +220,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .build.pipeline import BuildOptions, build_index
-    from .build.summary import print_summary
     from .catalog.csv_reader import parse_column_map
     from .catalog.fetch import FetchPolicy
     from .index.colour_fusion import check_weight
+    from .pipeline.build import BuildOptions, build_index
+    from .pipeline.summary import print_summary
 
     options = BuildOptions(
         fmt=args.format,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..build.pipeline import BuildOptions, build_index
-from ..build.summary import print_summary
 from ..cli import format_table
+from ..pipeline.build import BuildOptions, build_index
+from ..pipeline.summary import print_summary
 from ..search.engine import Query, SearchEngine
 from .garments import BRANDS, KINDS, GarmentSpec, catalogue_specs, cluttered_scene, draw_garment
 

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..build.embed_stage import Prepared, embed_images
-from ..build.pipeline import catalogue_loader
-from ..build.views import FINE_RESIZE, fine_view, region_for_categories
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import Product
 from ..errors import ImageError
+from ..pipeline.build import catalogue_loader
+from ..pipeline.embed_stage import Prepared, embed_images
+from ..pipeline.views import FINE_RESIZE, fine_view, region_for_categories
 from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder

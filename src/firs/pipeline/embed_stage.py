@@ -1,6 +1,6 @@
 """Decode and embed images in batches, preparing ahead on threads while the network runs.
 
-A loader turns one product image into one prepared array per view (see build/views.py)
+A loader turns one product image into one prepared array per view (see pipeline/views.py)
 and the labels it can read off the picture; every view is embedded with the same network,
 batch by batch, and the classifier head of one view gives each product its type labels.
 Views named in `signature_views` also get the colour signature of their prepared pictures.

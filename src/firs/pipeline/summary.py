@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline import BuildReport
+from .build import BuildReport
 
 SHOW = 5
 
