@@ -31,7 +31,7 @@ from firs.catalog.problems import ProblemLog
 from firs.catalog.sources import read_catalog
 from firs.pipeline.views import FINE_RESIZE, region_for_categories
 from firs.train.augment import AUGMENTATIONS, street_view
-from firs.train.features import _occluders
+from firs.train.features import occluder_pictures
 from firs.train.pairs import read_pairs
 from firs.train.trainer import TrainOptions, split_by_product, train_heads
 from firs.vision.decode import load_image
@@ -70,6 +70,7 @@ def main() -> None:
     held = split_by_product([p.product_id for p in pairs], options.val_fraction, options.seed)
     with (args.run / "street" / "queries.tsv").open() as handle:
         street = {r["product_id"]: args.run / "street" / r["query"] for r in csv.DictReader(handle, delimiter="\t")}
+    by_origin = {p.origin: p for p in pairs}
     embedder, localiser = Embedder(threads=2), GarmentLocaliser()
 
     cached = work / "frozen.npz"
@@ -92,19 +93,17 @@ def main() -> None:
             kept.append(pair.origin)
             cuts[-1].save(work / f"cut-{len(kept) - 1}.png")
         clean = embed(embedder, cuts, "clean")
-        by_origin = {p.origin: p for p in pairs}
         held_rows = [i for i, o in enumerate(kept) if by_origin[o].product_id in held]
         scenes = [cut_out(localiser, street[by_origin[kept[i]].product_id], ["tops"]) for i in tqdm(held_rows)]
         street_features = np.zeros_like(clean)
         street_features[held_rows] = embed(embedder, scenes, "street scenes")
         np.savez(cached, ids=np.array(ids), catalogue=catalogue, clean=clean, street=street_features, kept=kept)
-    by_origin = {p.origin: p for p in pairs}
     chosen = [by_origin[o] for o in kept]
     row_of = {product_id: row for row, product_id in enumerate(ids)}
     targets = np.array([row_of[p.product_id] for p in chosen])
     val_rows = np.array([i for i, p in enumerate(chosen) if p.product_id in held])
     train_rows = np.setdiff1d(np.arange(len(chosen)), val_rows)
-    occluders = _occluders([p.image for p in products], args.seed)
+    occluders = occluder_pictures([p.image for p in products], args.seed)
     print(f"catalogue {len(ids)}; pairs {len(chosen)}: train {len(train_rows)}, held out {len(val_rows)}")
     settings = [("all", AUGMENTATIONS), ("none", ())] + [
         (f"all but {name}", tuple(a for a in AUGMENTATIONS if a != name)) for name in AUGMENTATIONS

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 PART_BYTES = 56_000_000  # with the code and tail weights, under a device call's 64 MiB
-TAIL_PREFIXES = ("_blocks.14.", "_blocks.15.", "_conv_head.", "_bn1.")
 
 
 def _quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +36,18 @@ def _quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.maximum(scale, 1e-8).astype(np.float32)
     shaped = scale[:, None, None]
     return np.clip(np.rint(values / shaped), -127, 127).astype(np.int8), scale
+
+
+def _dequantise(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return values.astype(np.float32) * scale[:, None, None]
+
+
+def _tail_prefixes(net: object) -> tuple[str, ...]:
+    """The state-dict names of the network's tail (vision/backbone_tail.py): all training touches."""
+    from firs.vision.backbone_tail import TRUNK_BLOCKS
+
+    blocks = range(TRUNK_BLOCKS, len(net._blocks))  # type: ignore[attr-defined]
+    return (*(f"_blocks.{i}." for i in blocks), "_conv_head.", "_bn1.")
 
 
 def pack(args: argparse.Namespace) -> None:
@@ -67,11 +78,12 @@ def pack(args: argparse.Namespace) -> None:
     embedder = Embedder()
     with torch.inference_mode():
         sample = torch.from_numpy(catalogue[:512].astype(np.float32))
-        packed = torch.from_numpy(cat_q[:512].astype(np.float32) * cat_scale[:, None, None])
+        packed = torch.from_numpy(_dequantise(cat_q[:512], cat_scale))
         exact, approx = (embedder.pool(embedder.original_tail(x)) for x in (sample, packed))
         print(f"pooled features, packed vs exact maps: cosine min {float((exact * approx).sum(1).min()):.5f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    tail = {k: v.numpy() for k, v in embedder.net.state_dict().items() if k.startswith(TAIL_PREFIXES)}
+    prefixes = _tail_prefixes(embedder.net)
+    tail = {k: v.numpy() for k, v in embedder.net.state_dict().items() if k.startswith(prefixes)}
     save_file(tail, str(args.out / "tail.safetensors"))
     blob_path = args.out / "bundle.npz"
     np.savez(blob_path, cat=cat_q, cat_scale=cat_scale, q=q_q, q_scale=q_scale, targets=targets, val_rows=val_rows)
@@ -116,8 +128,8 @@ def run(args: argparse.Namespace) -> None:
     path = Path(tempfile.mkdtemp()) / "bundle.npz"
     path.write_bytes(blob)
     with np.load(path) as data:
-        catalogue = (data["cat"].astype(np.float32) * data["cat_scale"][:, None, None]).astype(np.float16)
-        queries = (data["q"].astype(np.float32) * data["q_scale"][:, None, None]).astype(np.float16)
+        catalogue = _dequantise(data["cat"], data["cat_scale"]).astype(np.float16)
+        queries = _dequantise(data["q"], data["q_scale"]).astype(np.float16)
         targets, val_rows = data["targets"], data["val_rows"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(

@@ -138,7 +138,7 @@ def catalogue_features(
     return CatalogueFeatures(embedded.ids, _loaded(features, maps), failures), paths
 
 
-def _occluders(paths: list[str], seed: int) -> list[Image.Image]:
+def occluder_pictures(paths: list[str], seed: int) -> list[Image.Image]:
     chosen = random.Random(seed).sample(paths, min(OCCLUDERS, len(paths)))
     pictures = []
     for path in chosen:
@@ -184,7 +184,7 @@ def query_features(
         kept = [by_origin[str(o)] for o in stored["origins"]]
         failed = dict(zip((str(o) for o in stored["failed"]), (str(r) for r in stored["reasons"]), strict=True))
         return QueryFeatures(kept, _loaded(stored["features"], maps), failed)
-    occluders = _occluders(occluder_paths, seed)
+    occluders = occluder_pictures(occluder_paths, seed)
 
     def load(origin: str, path: str) -> Prepared:
         pair = by_origin[origin]

@@ -68,8 +68,9 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
     pair_problems = ProblemLog(strict=setup.strict)
     embedder = embedder or Embedder(threads=None)
-    if not 0 <= setup.options.tune_blocks <= tail_blocks(embedder.net):  # before the long feature stage
-        raise FirsError(f"--tune-blocks: 0 to {tail_blocks(embedder.net)}, not {setup.options.tune_blocks}")
+    most = tail_blocks(embedder.net)
+    if not 0 <= setup.options.tune_blocks <= most:  # before the long feature stage
+        raise FirsError(f"--tune-blocks: 0 to {most}, not {setup.options.tune_blocks}")
     localiser = GarmentLocaliser()
     cache = setup.feature_cache or setup.out / "cache"
     maps = setup.options.tune_blocks > 0  # a tuned tail trains on the trunk's maps, else on pooled features
