@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint browser serve bench-setup clean
+.PHONY: setup demo test lint browser java serve bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: lint browser
+# The Spark engine's tests need a Java runtime (Spark 4 runs on Java 17).
+java:
+	@command -v java >/dev/null || { echo "installing Debian's Java 17 runtime for the Spark engine's tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
+
+test: lint browser java
 	$(BIN)/python -m pytest
 
 $(BENCH_STAMP): pyproject.toml | $(STAMP)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from firs.catalog.store import ProductStore
 from firs.index import directory as layout
-from firs.index.shards import read_shards
+from firs.index.shards import read_column
 from firs.index.whitening import Whitening
 from firs.pipeline.views import fine_view
 from firs.runtime import default_threads, tune_allocator
@@ -49,7 +49,7 @@ def metadata_type(tags: list[dict]) -> str | None:
 def neighbour_vote_accuracy(index: Path) -> None:
     store = ProductStore.open_readonly(index / layout.STORE)
     for view in ("fine", "simple"):
-        ids, features = read_shards(index / layout.view_dir(view) / layout.FEATURES)
+        ids, features = read_column(index / layout.SHARDS, view)
         vectors = Whitening.load(index / layout.view_dir(view) / layout.WHITENING).apply(features)
         labels = [store.label_of(i) for i in ids]
         tags = store.tags_of(labels)

@@ -12,7 +12,7 @@ from PIL import Image
 from firs.cli import main
 from firs.errors import CatalogError, IndexFormatError
 from firs.index import directory as layout
-from firs.index.shards import read_shards
+from firs.index.shards import read_column
 from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import Query, SearchEngine
 from firs.vision.embedder import Embedder
@@ -27,11 +27,12 @@ def test_index_directory_contents(garment_index: Path, garment_catalog: Path) ->
     assert manifest["metric"] == "cosine"
     assert set(manifest["views"]) == {"simple", "fine"}
     assert manifest["catalog_images"] == {"product shot": 24}
+    assert f"{layout.SHARDS}/part-00000.parquet" in manifest["files"]
     for view in ("simple", "fine"):
         folder = layout.view_dir(view)
-        for name in (layout.ANN, layout.WHITENING, "features/part-00000.parquet"):
+        for name in (layout.ANN, layout.WHITENING):
             assert f"{folder}/{name}" in manifest["files"]
-        ids, features = read_shards(garment_index / folder / layout.FEATURES)
+        ids, features = read_column(garment_index / layout.SHARDS, view)
         assert sorted(ids) == sorted(catalog_ids(garment_catalog)) and features.shape == (24, 1280)
     assert layout.STORE in manifest["files"]
 

@@ -14,7 +14,7 @@ from firs.cli import main
 from firs.demo.garments import COLOURS, GarmentSpec, draw_garment
 from firs.index import colour_fusion
 from firs.index import directory as layout
-from firs.index.shards import COLOUR, read_shards
+from firs.index.shards import colour_column, read_column
 from firs.index.whitening import Whitening
 from firs.search.engine import Query, SearchEngine
 from firs.vision.colour_signature import SIZE, colour_signatures
@@ -79,8 +79,8 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
     assert fine["colour"]["weight"] == colour_fusion.DEFAULT_WEIGHT
     assert fine["dim"] == fine["whitening"]["dim"] + SIZE and "colour" not in manifest["views"]["simple"]
     folder = out / layout.view_dir("fine")
-    ids, features = read_shards(folder / layout.FEATURES)
-    signatures = read_shards(folder / layout.FEATURES, COLOUR)[1]
+    ids, features = read_column(out / layout.SHARDS, "fine")
+    signatures = read_column(out / layout.SHARDS, colour_column("fine"))[1]
     assert signatures.shape == (12, SIZE)
     expected = colour_fusion.fuse(Whitening.load(folder / layout.WHITENING).apply(features), signatures, 0.4)
     engine = SearchEngine(out, embedder)

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from firs.index.ann import AnnIndex
-from firs.index.shards import read_shards, write_shards
+from firs.index.shards import iter_rows, read_column, write_shard
 from firs.index.whitening import Whitening, fit_whitening
 
 
@@ -50,7 +50,14 @@ def test_feature_shards_round_trip(tmp_path: Path) -> None:
     features = np.random.default_rng(4).standard_normal((7, 5)).astype(np.float32)
     ids = [f"p{i}" for i in range(7)]
     colours = np.random.default_rng(5).random((7, 3)).astype(np.float32)
-    assert write_shards(tmp_path / "f", ids, features, {"colour": colours}) == ["part-00000.parquet"]
-    got_ids, got = read_shards(tmp_path / "f")
+    labels = [[{"label": "type:dress", "source": "classifier", "confidence": 0.5}]] * 4 + [[]] * 3
+    write_shard(tmp_path / "f" / "part-00001.parquet", ids[4:], ["worn"] * 3, labels[4:], {"fine": features[4:]})
+    write_shard(tmp_path / "f" / "part-00000.parquet", ids[:4], ["shot"] * 4, labels[:4], {"fine": features[:4]})
+    got_ids, got = read_column(tmp_path / "f", "fine")  # in partition order, whatever the writing order
     assert got_ids == ids and np.array_equal(got, features)
-    assert np.array_equal(read_shards(tmp_path / "f", "colour")[1], colours)
+    rows = list(iter_rows(tmp_path / "f"))
+    assert [row[1] for row in rows] == ["shot"] * 4 + ["worn"] * 3 and rows[0][2] == labels[0]
+    assert not list((tmp_path / "f").glob(".*"))  # no temporary file left behind
+    both = {"fine": features, "fine_colour": colours}
+    write_shard(tmp_path / "g" / "part-00000.parquet", ids, ["shot"] * 7, [[]] * 7, both)
+    assert np.array_equal(read_column(tmp_path / "g", "fine_colour")[1], colours)

@@ -13,6 +13,7 @@ import skimage.data
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from firs.index import directory as layout
 from firs.search.engine import SearchEngine
 from firs.service.app import ServiceOptions, create_app
 from firs.service.pool import BoundedPool, Busy
@@ -103,7 +104,7 @@ def test_text_products_similar_health_stats(client: TestClient) -> None:
     assert len(similar["results"]) == 3 and "dress-black-solid" not in [r["id"] for r in similar["results"]]
     assert client.get("/api/health").json() == {"status": "ok", "products": 24}
     stats = client.get("/api/stats").json()
-    assert stats["catalogue"]["indexed"] == 24 and stats["index"]["manifest"]["format_version"] == 4
+    assert stats["catalogue"]["indexed"] == 24 and stats["index"]["manifest"]["format_version"] == layout.FORMAT_VERSION
     assert "path" not in stats["index"] and "sources" not in stats["index"]["manifest"]
     assert stats["uptime_s"] >= 0 and "price" in stats["filters"]
     assert client.get("/").headers["content-type"].startswith("text/html")

@@ -99,6 +99,17 @@ def test_an_index_built_with_the_model_searches_with_it(
     photo = next((paired / "photos").iterdir())
     answer = engine.search(Query(image=photo, mode="fine", k=5)).as_dict()
     assert len(answer["results"]) == 5
+    # A heads-only model needs no re-embedding: `firs reindex --model` on a plain index gives the same search.
+    build_index(
+        [paired / "catalog.csv"], tmp_path / "plain", BuildOptions(progress=False, cache_dir=tmp_path), embedder
+    )
+    assert main(["reindex", str(tmp_path / "plain"), "--model", str(trained)]) == 0
+    reindexed = SearchEngine(tmp_path / "plain", embedder)
+    assert reindexed.manifest["model"]["sha256"] == manifest["model"]["sha256"]
+    again = reindexed.search(Query(image=photo, mode="fine", k=5)).as_dict()
+    assert [r["id"] for r in again["results"]] == [r["id"] for r in answer["results"]]
+    assert main(["reindex", str(tmp_path / "plain"), "--no-model"]) == 0
+    assert SearchEngine(tmp_path / "plain", embedder).views["fine"].query is None
     # The index keeps its own copy of the model: a changed head is refused on open.
     head = tmp_path / "index" / "model" / HEAD
     head.write_bytes(head.read_bytes()[:-8] + b"\0" * 8)
@@ -176,6 +187,10 @@ def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
     assert engine.views["fine"].tail is not None and engine.views["simple"].tail is None
     photo = next((paired / "photos").iterdir())
     assert len(engine.search(Query(image=photo, mode="tag", k=5)).results) == 5
+    # Its catalogue went through the tuned blocks: reindex keeps that model, and refuses to drop it.
+    assert main(["reindex", str(tmp_path / "index"), "--no-model"]) == 2
+    assert main(["reindex", str(tmp_path / "index"), "--whitening-dim", "8"]) == 0
+    assert SearchEngine(tmp_path / "index", embedder).manifest["model"]["tuned_blocks"] == 1
 
 
 def test_bad_pairs_lines_are_reported_with_file_and_line(paired: Path, tmp_path: Path) -> None:

@@ -73,7 +73,45 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         metavar="W",
         help="weight of the garment's colour signature in fine search, 0 to leave it out (0.4)",
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="where images are fetched and embedded: this process, or a Spark cluster (needs pyspark, Java 17)",
+    )
+    p.add_argument(
+        "--master",
+        metavar="URL",
+        help="the Spark master: local[*] (default), local[N], spark://HOST:7077, yarn; the index folder must be "
+        "on a file system the executors share",
+    )
+    p.add_argument(
+        "--partitions", type=int, metavar="N", help="catalogue partitions the embed stage works through (1 per 1000)"
+    )
     _add_catalogue_reading(p)
+
+
+def _add_reindex(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reindex",
+        help="remake an index's whitening, head and ANN from its stored shards",
+        description=(
+            "Make the search structures of INDEX_DIR again from the features its build stored (shards/), "
+            "without fetching or embedding anything: another learned head, whitening size, colour weight. "
+            "The new index replaces the old one atomically."
+        ),
+    )
+    p.add_argument("index", type=Path, metavar="INDEX_DIR", help="an index written by `firs build`")
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="a `firs train` model trained with --tune-blocks 0 (tuned backbone blocks need `firs build --model`)",
+    )
+    p.add_argument("--no-model", action="store_true", help="drop the index's model: PCA-whitening in every view")
+    p.add_argument("--whitening-dim", type=int, help="dimensions kept by the whitening (as the index had)")
+    p.add_argument("--colour-weight", type=float, metavar="W", help="the colour signature's weight (as the index had)")
+    p.add_argument("--compress", default="none", choices=["none"], help="the vectors' form in the ANN")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -211,6 +249,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"firs {__version__}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(sub)
+    _add_reindex(sub)
     _add_train(sub)
     _add_search(sub)
     _add_eval(sub)
@@ -241,6 +280,9 @@ def _run_build(args: argparse.Namespace) -> int:
         model=args.model,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        engine=args.engine,
+        master=args.master,
+        partitions=args.partitions,
     )
     if args.cache_dir:
         options.cache_dir = args.cache_dir
@@ -251,8 +293,32 @@ def _run_build(args: argparse.Namespace) -> int:
             options.colour_weight = check_weight(args.colour_weight)
         except ValueError as exc:
             raise FirsError(f"--colour-weight: {exc}") from None
+    if args.master and args.engine != "spark":
+        raise FirsError("--master is for --engine spark")
     report = build_index(args.sources, args.out, options)
     print_summary(report, args.out)
+    return 0
+
+
+def _run_reindex(args: argparse.Namespace) -> int:
+    from .index.colour_fusion import check_weight
+    from .pipeline.reindex import ReindexOptions, reindex
+
+    if args.model and args.no_model:
+        raise FirsError("--model or --no-model, not both")
+    if args.whitening_dim is not None and args.whitening_dim < 1:
+        raise FirsError("--whitening-dim must be at least 1")
+    try:
+        weight = None if args.colour_weight is None else check_weight(args.colour_weight)
+    except ValueError as exc:
+        raise FirsError(f"--colour-weight: {exc}") from None
+    options = ReindexOptions(args.model, args.no_model, args.whitening_dim, weight, args.compress)
+    manifest = reindex(args.index, options)
+    dims = ", ".join(
+        f"{view} {entry['dim']}-d ({entry['whitening']['method']})" for view, entry in manifest["views"].items()
+    )
+    seconds = manifest["reindexed"]["seconds"]
+    print(f"reindexed {args.index}: {manifest['counts']['indexed']} products, {dims}, {seconds} s")
     return 0
 
 
@@ -409,6 +475,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "build": _run_build,
+    "reindex": _run_reindex,
     "train": _run_train,
     "search": _run_search,
     "eval": _run_eval,

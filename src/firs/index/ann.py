@@ -40,13 +40,22 @@ class AnnIndex:
         self.params = params
 
     @classmethod
+    def empty(cls, dim: int, params: HnswParams | None = None) -> AnnIndex:
+        params = params or HnswParams()
+        index = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = params.ef_construction
+        return cls(index, params)
+
+    @classmethod
     def build(cls, vectors: np.ndarray, params: HnswParams | None = None) -> AnnIndex:
         """Labels are row numbers 0..n-1 of `vectors`."""
-        params = params or HnswParams()
-        index = faiss.IndexHNSWFlat(vectors.shape[1], params.m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params.ef_construction
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return cls(index, params)
+        ann = cls.empty(vectors.shape[1], params)
+        ann.add(vectors)
+        return ann
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append vectors; their labels continue from the current size."""
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     @classmethod
     def load(cls, path: Path, dim: int, count: int, params: HnswParams) -> AnnIndex:

@@ -6,11 +6,13 @@
       tags.npz             the inverted tag index: label -> ANN labels (index/postings.py)
       images.sqlite        the product pictures the service sends (index/images.py)
       model/               the `firs train` model the index was built with, if any
+      shards/part-*.parquet   the embed stage's output, one per catalogue partition: raw features of
+                           every view, colour signatures, picture labels (index/shards.py) —
+                           any index rebuilds from them without re-embedding (`firs reindex`)
       views/<view>/        one per search view (simple: whole photo; fine: the item alone)
         whitening.npz      the catalogue-fitted whitening (mean, projection), or a model's catalogue head
         query.npz          with a model: its query head (photos are mapped by it, products by whitening.npz)
         ann.faiss          the HNSW graph (faiss) over whitened vectors; label = products.idx
-        features/part-*.parquet   raw features: rebuild any index without re-embedding
 
 INDEX_DIR is a symlink to one build in `.INDEX_DIR.versions/`; a build writes a new
 folder there and swaps the link in one rename at the end, so the path always holds a
@@ -33,12 +35,12 @@ from typing import Any
 from ..errors import IndexFormatError
 from ..files import sha256_file
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: the embed stage's shards in shards/ (4 kept features per view)
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
 ANN = "ann.faiss"
-FEATURES = "features"
+SHARDS = "shards"
 POSTINGS = "tags.npz"
 IMAGES = "images.sqlite"
 QUERY_MAP = "query.npz"  # a view's query-side map, when a trained model gives one
@@ -217,7 +219,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexFormatError(
-            f"{path}: index format version {found!r}, this FIRS reads version {FORMAT_VERSION}; rebuild it"
+            f"{path}: index format version {found!r}, this FIRS reads version {FORMAT_VERSION}; "
+            "rebuild it with `firs build`"
         )
     return manifest
 

@@ -50,19 +50,40 @@ def auto_shrink(n: int, d: int) -> float:
     return float(np.clip(d / max(1, n), 0.1, 10.0))
 
 
+class Moments:
+    """Sums from which the catalogue's mean and covariance follow, added block by block, so the
+    whitening of a catalogue of any size is fitted in memory bounded by one block."""
+
+    def __init__(self, d: int) -> None:
+        self.n = 0
+        self.total = np.zeros(d, np.float64)
+        self.outer = np.zeros((d, d), np.float64)
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float64)
+        self.n += len(block)
+        self.total += block.sum(axis=0)
+        self.outer += block.T @ block
+
+    def whitening(self, dim: int = 1024, shrink: float | None = None) -> Whitening:
+        """PCA; keep `dim` components, scale each by 1/sqrt(eigenvalue + shrink*mean eigenvalue)."""
+        n, d = self.n, len(self.total)
+        if shrink is None:
+            shrink = auto_shrink(n, d)
+        mean = self.total / max(1, n)
+        covariance = (self.outer - n * np.outer(mean, mean)) / max(1, n - 1)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        # Directions beyond rank n-1 carry no catalogue variance: drop them rather than amplify noise.
+        keep = max(1, min(dim, d, n - 1))
+        order = np.argsort(eigenvalues)[::-1][:keep]
+        eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+        floor = shrink * float(eigenvalues.mean()) + 1e-12
+        projection = eigenvectors[:, order] / np.sqrt(eigenvalues + floor)
+        return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32), shrink=shrink)
+
+
 def fit_whitening(features: np.ndarray, dim: int = 1024, shrink: float | None = None) -> Whitening:
-    """PCA on `features` (n, d); keep `dim` components, scale each by 1/sqrt(eigenvalue + shrink*mean)."""
-    features = np.asarray(features, dtype=np.float64)
-    if shrink is None:
-        shrink = auto_shrink(*features.shape)
-    mean = features.mean(axis=0)
-    centred = features - mean
-    covariance = centred.T @ centred / max(1, len(features) - 1)
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    # Directions beyond rank n-1 carry no catalogue variance: drop them rather than amplify noise.
-    keep = max(1, min(dim, features.shape[1], len(features) - 1))
-    order = np.argsort(eigenvalues)[::-1][:keep]
-    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
-    floor = shrink * float(eigenvalues.mean()) + 1e-12
-    projection = eigenvectors[:, order] / np.sqrt(eigenvalues + floor)
-    return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32), shrink=shrink)
+    """The whitening of `features` (n, d), all at once."""
+    moments = Moments(np.atleast_2d(features).shape[1])
+    moments.add(features)
+    return moments.whitening(dim, shrink)

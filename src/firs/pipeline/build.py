@@ -11,25 +11,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import __version__
-from ..catalog.fetch import FetchPolicy, ImageFetcher
+from ..catalog.fetch import FetchPolicy
 from ..catalog.product import ReadProblem
 from ..catalog.sources import read_catalog
 from ..catalog.store import ProductStore
 from ..errors import CatalogError
-from ..index import colour_fusion
+from ..index import colour_fusion, shards
 from ..index import directory as layout
-from ..index.ann import AnnIndex, HnswParams
-from ..index.images import ImageStore, display_jpeg
+from ..index.ann import HnswParams
 from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
-from ..index.postings import Postings
-from ..index.shards import COLOUR, write_shards
-from ..index.whitening import fit_whitening
-from ..tagging.tagger import colour_tags, product_tags, region_tag
-from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
-from .embed_stage import Loader, Prepared, embed_images
-from .views import FINE_RESIZE, VIEW_PROCESSING, fine_view, view_resize
+from .engines import make_engine
+from .index_stage import ViewSettings, index_products, index_views, store_pictures
+from .partition import LEARNED_VIEW, EmbedJob, PartitionReport, load_model_for, partition
+from .views import view_resize
+
+PARTITION_SIZE = 1000  # products a partition: its features, pictures and labels are what a worker holds
 
 
 @dataclass
@@ -49,6 +47,12 @@ class BuildOptions:
     batch_size: int = 32
     threads: int | None = None
     progress: bool = True
+    engine: str = "local"  # where the embed stage runs: local | spark (pipeline/engines.py)
+    master: str | None = None  # the Spark master (local[*] by default)
+    partitions: int | None = None  # None: one per PARTITION_SIZE products
+
+    def view_settings(self) -> ViewSettings:
+        return ViewSettings(self.whitening_dim, self.whitening_shrink, self.colour_weight, self.hnsw)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class BuildReport:
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     seconds: dict[str, float] = field(default_factory=dict)
     views: dict[str, int] = field(default_factory=dict)  # how catalogue images were seen: counts
+    worker_seconds: dict[str, float] = field(default_factory=dict)  # the partitions' fetch and embed, summed
 
     def failure_reasons(self) -> Counter[str]:
         """Failures grouped by the reason's kind (the text after the image name)."""
@@ -75,43 +80,45 @@ def _reason_kind(reason: str) -> str:
     return text.split(" (")[0][:80]
 
 
-def catalogue_loader(
-    embedder: Embedder, localiser: GarmentLocaliser, categories: dict[str, list[str]], fine_only: bool = False
-) -> Loader:
-    """Decode a catalogue image once; prepare its simple and fine views — with `fine_only`, the
-    fine view alone, without labels or the stored picture (what training needs)."""
-
-    def load(product_id: str, path: str) -> Prepared:
-        image = load_image(path)
-        view, note, region = fine_view(image, categories.get(product_id, []), localiser)
-        fine = embedder.prepare(view, FINE_RESIZE)
-        if fine_only:
-            return Prepared({"fine": fine}, note)
-        tags = colour_tags(view) + ([region_tag(region)] if region else [])
-        return Prepared({"simple": embedder.prepare(image), "fine": fine}, note, tags, display_jpeg(image))
-
-    return load
-
-
-LEARNED_VIEW = "fine"  # the view a trained model maps (garment cut-outs against the catalogue's items)
-COLOUR_VIEW = "fine"  # the view whose vectors carry the garment's colour signature (the item on white)
-
-
-def load_model_for(folder: Path, embedder: Embedder) -> TrainedModel:
-    """A trained model, refused when its backbone is not the one this build embeds with."""
-    model = TrainedModel.load(folder)
-    backbone, running = model.info.get("backbone", {}), embedder.identity
-    keys = ("model", "input_size", "pooling", "gem_p", "weights_sha256")
-    differences = [key for key in keys if backbone.get(key) != running.get(key)]
-    if differences:
-        raise CatalogError(f"{folder}: the model was trained on another backbone ({', '.join(differences)} differ)")
-    return model
-
-
 def copy_model(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_JSON, HEAD):
         shutil.copyfile(source / name, target / name)
+
+
+def model_section(model: TrainedModel, folder: Path) -> dict[str, object]:
+    """The manifest's record of the model copied into the index at `folder`."""
+    return {
+        "sha256": TrainedModel.digest(folder),
+        "dim": model.dim,
+        "view": LEARNED_VIEW,
+        "tuned_blocks": model.tuned_blocks,
+        "trained_on": model.info.get("trained_on", {}),
+        "best_epoch": model.info.get("best_epoch"),
+    }
+
+
+def _partition_count(options: BuildOptions, products: int) -> int:
+    if options.partitions is not None:
+        if options.partitions < 1:
+            raise CatalogError(f"--partitions must be at least 1, not {options.partitions}")
+        return min(options.partitions, products)
+    return -(-products // PARTITION_SIZE)
+
+
+def _record(store: ProductStore, report: BuildReport, parts: list[PartitionReport]) -> None:
+    """What became of each product, from the partitions' reports, into the store and the report."""
+    for part in parts:
+        for product_id, path in part.fetched.items():
+            store.set_status(product_id, "fetched", None, path)
+        for product_id, reason in part.failures.items():
+            report.failures[product_id] = reason
+            store.set_status(product_id, "failed", reason)
+        for note, count in part.notes.items():
+            report.views[note] = report.views.get(note, 0) + count
+        for stage, seconds in part.seconds.items():
+            report.worker_seconds[stage] = report.worker_seconds.get(stage, 0.0) + seconds
+    store.commit()
 
 
 def build_index(
@@ -121,7 +128,9 @@ def build_index(
     embedder: Embedder | None = None,
     localiser: GarmentLocaliser | None = None,
 ) -> BuildReport:
-    """Read, fetch, embed and index; the result replaces `out` only if every step succeeds."""
+    """Read, then the embed stage (fetch and embed, partition by partition, on the chosen engine,
+    into Parquet shards), then the index stage from the shards; the result replaces `out` only
+    if every step succeeds. `embedder`/`localiser`: models this process already holds (local engine)."""
     options = options or BuildOptions()
     report = BuildReport()
     clock = time.perf_counter()
@@ -133,121 +142,51 @@ def build_index(
     if not products:
         raise CatalogError(f"no products could be read from {', '.join(map(str, sources))}")
 
+    engine = make_engine(options.engine, options.master, embedder=embedder, localiser=localiser)
     embedder = embedder or Embedder(options.embedder, threads=options.threads)
-    model = load_model_for(options.model, embedder) if options.model else None
-    tail = model.backbone_tail(embedder.net) if model is not None else None
+    model = load_model_for(options.model, embedder.identity) if options.model else None
+    job = EmbedJob(
+        embedder=options.embedder,
+        cache_dir=str(Path(options.cache_dir).absolute()),
+        fetch=options.fetch,
+        model=str(Path(options.model).absolute()) if options.model else None,
+        model_sha256=TrainedModel.digest(options.model) if options.model else None,
+        batch_size=options.batch_size,
+        threads=options.threads,
+    )
+    size = -(-len(products) // _partition_count(options, len(products)))
+    tasks = partition([(p.id, p.image, tuple(p.categories)) for p in products], size)
     with layout.atomic_index_dir(out) as staging:
         store = ProductStore.create(staging / layout.STORE)
         store.add(products)
+        store.commit()
 
         clock = time.perf_counter()
-        fetched = ImageFetcher(options.cache_dir, options.fetch).fetch_all(products, options.progress)
-        items: list[tuple[str, str]] = []
-        for product in products:
-            result = fetched[product.id]
-            if result.path is None:
-                report.failures[product.id] = result.error or "fetch failed"
-                store.set_status(product.id, "failed", result.error)
-            else:
-                items.append((product.id, result.path))
-                store.set_status(product.id, "fetched", None, result.path)
-        store.commit()
-        report.seconds["fetch"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        localiser = localiser or GarmentLocaliser()
-        load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products})
-        pictures = ImageStore.create(staging / layout.IMAGES)
-        embedded = embed_images(
-            items,
-            embedder,
-            load,
-            options.batch_size,
-            progress=options.progress,
-            classify_view="fine",
-            keep=lambda product_id, prepared: pictures.put(product_id, prepared.picture),
-            signature_views=(COLOUR_VIEW,),
-            tails={LEARNED_VIEW: tail} if tail is not None else None,
-        )
-        pictures.commit()
-        pictures.close()
-        for product_id, reason in embedded.failures.items():
-            report.failures[product_id] = reason
-            store.set_status(product_id, "failed", reason)
-        store.commit()
-        report.seconds["embed"] = time.perf_counter() - clock
-        if not embedded.ids:
+        shard_dir, picture_dir = staging / layout.SHARDS, staging / ".pictures"
+        parts = engine.run(job, tasks, str(shard_dir.absolute()), str(picture_dir.absolute()), options.progress)
+        _record(store, report, parts)
+        report.seconds["embed stage"] = time.perf_counter() - clock
+        if not shards.shard_paths(shard_dir):
             raise CatalogError(
                 f"none of the {len(products)} products has a usable image; nothing to index "
                 f"(first failure: {next(iter(report.failures.values()), 'none')})"
             )
 
         clock = time.perf_counter()
-        views: dict[str, dict[str, object]] = {}
-        colour_weight = colour_fusion.check_weight(options.colour_weight)
-        for view, features in embedded.features.items():
-            folder = staging / layout.view_dir(view)
-            signatures = embedded.signatures.get(view)
-            extra = {COLOUR: signatures} if signatures is not None else {}
-            write_shards(folder / layout.FEATURES, embedded.ids, features, extra)
-            if model is not None and view == LEARNED_VIEW:
-                whitening = model.catalogue
-                model.query.save(folder / layout.QUERY_MAP)
-                mapping = {
-                    "method": "learned",
-                    "dim": whitening.dim,
-                    "model": layout.MODEL_DIR,
-                    "query": layout.QUERY_MAP,
-                }
-            else:
-                whitening = fit_whitening(features, options.whitening_dim, options.whitening_shrink)
-                mapping = {
-                    "method": "pca",
-                    "dim": whitening.dim,
-                    "shrink": whitening.shrink,
-                    "fitted_on": "this view's catalogue features (no labels)",
-                }
-            whitening.save(folder / layout.WHITENING)
-            vectors = whitening.apply(features)
-            colour: dict[str, object] = {}
-            if signatures is not None and colour_weight > 0:
-                vectors = colour_fusion.fuse(vectors, signatures, colour_weight)
-                colour = {"colour": colour_fusion.manifest_section(colour_weight)}
-            AnnIndex.build(vectors, options.hnsw).save(folder / layout.ANN)
-            views[view] = {
-                "dim": vectors.shape[1],
-                "resize": view_resize(view, embedder),
-                "whitening": mapping,
-                **colour,
-                "catalog_processing": VIEW_PROCESSING[view],
-            }
-        store.assign_labels(embedded.ids)
-        by_id = {p.id: p for p in products}
-        tags = {
-            idx: product_tags(by_id[pid].title, by_id[pid].categories, by_id[pid].metadata, embedded.tags.get(pid, []))
-            for idx, pid in enumerate(embedded.ids)
-        }
-        store.add_tags(tags)
-        postings = Postings.build((t.label, idx) for idx, ts in tags.items() for t in ts)
+        ids, postings = index_products(store, shard_dir, {p.id: p for p in products})
         postings.save(staging / layout.POSTINGS)
+        store_pictures(staging / layout.IMAGES, picture_dir)
+        shutil.rmtree(picture_dir)
+        resize = {view: view_resize(view, embedder) for view in ("simple", "fine")}
+        views = index_views(staging, shard_dir, options.view_settings(), resize, model)
         store.close()
         report.seconds["index"] = time.perf_counter() - clock
-        report.indexed, report.failed = len(embedded.ids), len(report.failures)
-        report.views = dict(embedded.notes)
+        report.indexed, report.failed = len(ids), len(report.failures)
 
         learned: dict[str, object] = {}
         if model is not None and options.model is not None:
             copy_model(options.model, staging / layout.MODEL_DIR)
-            learned = {
-                "model": {
-                    "sha256": TrainedModel.digest(staging / layout.MODEL_DIR),
-                    "dim": model.dim,
-                    "view": LEARNED_VIEW,
-                    "tuned_blocks": model.tuned_blocks,
-                    "trained_on": model.info.get("trained_on", {}),
-                    "best_epoch": model.info.get("best_epoch"),
-                }
-            }
+            learned = {"model": model_section(model, staging / layout.MODEL_DIR)}
         layout.write_manifest(
             staging,
             {
@@ -262,7 +201,13 @@ def build_index(
                     **options.hnsw.as_dict(),
                 },
                 "views": views,
-                "catalog_images": dict(embedded.notes),
+                "shards": {
+                    "folder": layout.SHARDS,
+                    "partitions": len(shards.shard_paths(shard_dir)),
+                    "engine": engine.name,
+                    "columns": shards.columns(shard_dir),
+                },
+                "catalog_images": dict(report.views),
                 "tags": {
                     "postings": layout.POSTINGS,
                     "labels": len(postings.labels()),

@@ -43,6 +43,7 @@ class EmbedResult:
     signatures: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, SIZE) colour signatures
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     notes: Counter[str] = field(default_factory=Counter)
+    note_of: dict[str, str] = field(default_factory=dict)  # product id -> how its views were made
     tags: dict[str, list[Tag]] = field(default_factory=dict)  # product id -> image labels
 
 
@@ -86,17 +87,20 @@ def embed_images(
     desc: str = "embed images",
     signature_views: tuple[str, ...] = (),
     tails: dict[str, BackboneTail] | None = None,
+    bar: tqdm | None = None,
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.
     `classify_view`: the view whose ImageNet probabilities become each product's type labels;
     `keep` is given every prepared image as it comes (the build stores its picture); `tails`:
-    views embedded through a tuned backbone tail (a `firs train` model)."""
+    views embedded through a tuned backbone tail (a `firs train` model); `bar`: a progress bar
+    to advance instead of one of its own."""
     result = EmbedResult()
     blocks: dict[str, list[np.ndarray]] = {}
     signature_blocks: dict[str, list[np.ndarray]] = {}
     batch_ids: list[str] = []
     batch: dict[str, list[np.ndarray]] = {}
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress)
+    own_bar = bar is None
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress) if bar is None else bar
 
     def flush() -> None:
         if batch_ids:
@@ -123,6 +127,7 @@ def embed_images(
         if keep is not None:
             keep(product_id, prepared)
         result.notes[prepared.note] += 1
+        result.note_of[product_id] = prepared.note
         result.tags[product_id] = prepared.tags
         for view, array in prepared.arrays.items():
             batch.setdefault(view, []).append(array)
@@ -130,7 +135,8 @@ def embed_images(
         if len(batch_ids) == batch_size:
             flush()
     flush()
-    bar.close()
+    if own_bar:
+        bar.close()
     result.features = {view: np.concatenate(parts) for view, parts in blocks.items()}
     result.signatures = {view: np.concatenate(parts) for view, parts in signature_blocks.items()}
     return result

@@ -11,7 +11,8 @@ SHOW = 5
 
 def print_summary(report: BuildReport, out: Path) -> None:
     seconds = sum(report.seconds.values())
-    rate = report.indexed / report.seconds["embed"] if report.seconds.get("embed") else 0.0
+    wall = report.seconds.get("embed stage")
+    rate = report.indexed / wall if wall else 0.0
     print(f"\nindex written to {out}")
     print(
         f"  read {report.read}  indexed {report.indexed}  skipped {report.skipped}  "

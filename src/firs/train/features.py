@@ -24,8 +24,8 @@ from PIL import Image
 from ..catalog.fetch import FetchPolicy, ImageFetcher
 from ..catalog.product import Product
 from ..errors import ImageError
-from ..pipeline.build import catalogue_loader
 from ..pipeline.embed_stage import Prepared, embed_images
+from ..pipeline.partition import catalogue_loader
 from ..pipeline.views import FINE_RESIZE, fine_view, region_for_categories
 from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image

@@ -1,0 +1,110 @@
+"""Where the embed stage runs: one interface, two engines.
+
+`local` runs the partitions one after another in this process (its models built once);
+`spark` hands them to a PySpark cluster — `local[*]` on this machine by default — whose
+executors fetch and embed them and write the shards where the index stage reads them (on a
+real cluster that folder must be on a file system every executor and the driver share).
+Both produce the same shards from the same partitions.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from tqdm import tqdm
+
+from ..errors import FirsError
+from ..vision.embedder import Embedder
+from ..vision.localiser import GarmentLocaliser
+from .partition import EmbedJob, PartitionReport, PartitionTask, embed_partition, models_for
+
+ENGINES = ("local", "spark")
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(
+        self, job: EmbedJob, tasks: Sequence[PartitionTask], shard_dir: str, picture_dir: str, progress: bool
+    ) -> list[PartitionReport]: ...
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, embedder: Embedder | None = None, localiser: GarmentLocaliser | None = None) -> None:
+        self.embedder, self.localiser = embedder, localiser
+
+    def run(
+        self, job: EmbedJob, tasks: Sequence[PartitionTask], shard_dir: str, picture_dir: str, progress: bool
+    ) -> list[PartitionReport]:
+        models = models_for(job, self.embedder, self.localiser)
+        total = sum(len(task.products) for task in tasks)
+        with tqdm(total=total, desc="embed images", unit="img", disable=not progress) as bar:
+            return [embed_partition(job, task, shard_dir, picture_dir, models, bar) for task in tasks]
+
+
+def _run_on_executor(job: EmbedJob, shard_dir: str, picture_dir: str, task: PartitionTask) -> PartitionReport:
+    return embed_partition(job, task, shard_dir, picture_dir)
+
+
+def local_slots(master: str) -> int | None:
+    """How many tasks a `local[N]` master runs at once (None for a cluster)."""
+    found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if not found:
+        return None
+    count = found.group(1)
+    if count is None:
+        return 1
+    return (os.cpu_count() or 1) if count == "*" else int(count)
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, master: str = "local[*]") -> None:
+        self.master = master
+
+    def run(
+        self, job: EmbedJob, tasks: Sequence[PartitionTask], shard_dir: str, picture_dir: str, progress: bool
+    ) -> list[PartitionReport]:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise FirsError("--engine spark needs pyspark (pip install pyspark) and Java 17") from None
+        slots = local_slots(self.master)
+        if slots and job.threads is None:  # the cores shared among the tasks running at once
+            job = replace(job, threads=max(1, (os.cpu_count() or 1) // slots))
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        spark = (
+            SparkSession.builder.master(self.master)
+            .appName("firs build")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", str(progress).lower())
+            .config("spark.task.maxFailures", "2")
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            work = functools.partial(_run_on_executor, job, shard_dir, picture_dir)
+            return spark.sparkContext.parallelize(list(tasks), max(1, len(tasks))).map(work).collect()
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise FirsError(f"the Spark job failed ({self.master}): {message}") from None
+        finally:
+            spark.stop()
+
+
+def make_engine(name: str, master: str | None = None, **local: object) -> Engine:
+    if name == "local":
+        return LocalEngine(**local)  # type: ignore[arg-type]
+    if name == "spark":
+        return SparkEngine(master or "local[*]")
+    raise FirsError(f"unknown engine {name!r} ({', '.join(ENGINES)})")
