@@ -70,3 +70,22 @@ def test_nothing_distinct_falls_back_to_the_whole_image(localiser: GarmentLocali
     result = localiser.locate(Image.fromarray(noise))
     assert "whole image" in (result.fallback or "")
     assert result.items[0].region.box == (0, 0, 200, 200)
+
+
+def test_product_shots_are_told_from_worn_pictures_before_the_pose_model(astronaut: Image.Image) -> None:
+    from firs.demo.garments import catalogue_specs, draw_garment
+    from firs.vision.product_shot import is_product_shot
+
+    specs = catalogue_specs()[:12]
+    shots = [draw_garment(spec) for spec in specs if spec.colour in ("navy", "green")]
+    assert len(shots) == 8 and all(is_product_shot(shot) for shot in shots)
+    # Garments in skin-like colours are left to the pose model: slower, never cut wrongly.
+    assert not any(is_product_shot(draw_garment(spec)) for spec in specs if spec.colour == "yellow")
+    assert is_product_shot(shots[0].resize((3000, 4000)))  # a big catalogue picture is checked small
+    assert not is_product_shot(astronaut)  # a person: skin, and no flat backdrop
+    on_white = Image.new("RGB", (300, 400), "white")
+    ImageDraw.Draw(on_white).ellipse((100, 20, 200, 140), fill=(224, 172, 140))  # a face on white
+    assert not is_product_shot(on_white)
+    gradient = Image.fromarray(np.tile(np.linspace(120, 250, 400, dtype=np.uint8)[:, None, None], (1, 300, 3)))
+    gradient.paste(shots[0].resize((150, 150)), (75, 125))
+    assert not is_product_shot(gradient)  # a studio backdrop that is not flat: the pose model decides

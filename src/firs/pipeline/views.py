@@ -13,7 +13,9 @@ from PIL import Image
 from ..vision.crops import tight_crop
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
+from ..vision.product_shot import is_product_shot
 
+FINE_VIEW_VERSION = 2  # 2: product shots told apart before the pose model; part of cached features' keys
 FINE_RESIZE = "crop"  # centre square of the cut-out: R@1 0.132 -> 0.161 over letterboxing (parse subset)
 VIEW_PROCESSING = {
     "simple": "whole image, the embedder's resize policy",
@@ -40,8 +42,10 @@ def fine_view(
     image: Image.Image, categories: list[str], localiser: GarmentLocaliser
 ) -> tuple[Image.Image, str, str | None]:
     """The catalogue image as the fine mode sees it, how it was made, and the body region
-    it was cut from (None for a product shot)."""
-    located = localiser.locate(image, region=region_for_categories(categories), strict=False)
+    it was cut from (None for a product shot). Catalogue pictures are taken upright."""
+    if is_product_shot(image):
+        return tight_crop(image), "product shot", None
+    located = localiser.locate(image, region=region_for_categories(categories), strict=False, upright=True)
     if located.fallback is None:
         item = located.items[0]
         return item.view, f"worn ({item.region.name})", item.region.name

@@ -26,7 +26,7 @@ from ..catalog.product import Product
 from ..errors import ImageError
 from ..pipeline.embed_stage import Prepared, embed_images
 from ..pipeline.partition import catalogue_loader
-from ..pipeline.views import FINE_RESIZE, fine_view, region_for_categories
+from ..pipeline.views import FINE_RESIZE, FINE_VIEW_VERSION, fine_view, region_for_categories
 from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder
@@ -123,7 +123,13 @@ def catalogue_features(
     paths = {p.id: str(fetched[p.id].path) for p in products if fetched[p.id].path is not None}
     network, kind = _network(embedder, maps)
     key = fingerprint(
-        [embedder.identity["weights_sha256"], "fine", kind, sorted([*_file_key(v), k] for k, v in paths.items())]
+        [
+            embedder.identity["weights_sha256"],
+            "fine",
+            FINE_VIEW_VERSION,
+            kind,
+            sorted([*_file_key(v), k] for k, v in paths.items()),
+        ]
     )
     target = cache / f"catalogue-{key}.npz"
     stored = _cached(target)
@@ -171,6 +177,7 @@ def query_features(
         [
             embedder.identity["weights_sha256"],
             kind,
+            FINE_VIEW_VERSION,  # synthetic pairs start from the product's fine view
             views,
             seed,
             sorted(augmentations),

@@ -64,10 +64,10 @@ class GarmentLocaliser:
         self.grabcut = grabcut
         cv2.setNumThreads(1)  # small images: OpenCV's thread pool only adds waiting
 
-    def pose(self, rgb: np.ndarray) -> Pose | None:
-        """The pose, trying the photo upright, then turned either way."""
+    def pose(self, rgb: np.ndarray, upright: bool = False) -> Pose | None:
+        """The pose, trying the photo upright, then (unless it is known to be upright) turned either way."""
         pose = self.estimator.estimate(rgb)
-        if pose is not None and pose.visible(LEFT_SHOULDER, RIGHT_SHOULDER):
+        if upright or (pose is not None and pose.visible(LEFT_SHOULDER, RIGHT_SHOULDER)):
             return pose
         size = (rgb.shape[1], rgb.shape[0])
         for turns in (1, 3):
@@ -79,12 +79,18 @@ class GarmentLocaliser:
         return pose
 
     def locate(
-        self, image: Image.Image, region: str = "auto", all_items: bool = False, strict: bool = True
+        self,
+        image: Image.Image,
+        region: str = "auto",
+        all_items: bool = False,
+        strict: bool = True,
+        upright: bool = False,
     ) -> Localisation:
         """The garment(s) to search for: one (the chosen region) or all regions found.
 
         A named region that is not in the photo is an error, or with strict=False the
-        automatic choice.
+        automatic choice. `upright`: the picture is not on its side (a catalogue's), so it
+        is not tried turned.
         """
         if region not in REGION_CHOICES:
             raise QueryError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
@@ -95,7 +101,7 @@ class GarmentLocaliser:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.BILINEAR)
         rgb = np.asarray(image)
-        pose = self.pose(rgb)
+        pose = self.pose(rgb, upright)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
         result = Localisation(found=[r.name for r in regions])
