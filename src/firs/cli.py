@@ -88,6 +88,12 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--partitions", type=int, metavar="N", help="catalogue partitions the embed stage works through (1 per 1000)"
     )
+    p.add_argument(
+        "--compress",
+        choices=["none", "sq8"],
+        default="none",
+        help="the vectors in the ANN: float32 (none) or 8 bits a dimension (sq8: a quarter of the memory)",
+    )
     _add_catalogue_reading(p)
 
 
@@ -111,7 +117,9 @@ def _add_reindex(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-model", action="store_true", help="drop the index's model: PCA-whitening in every view")
     p.add_argument("--whitening-dim", type=int, help="dimensions kept by the whitening (as the index had)")
     p.add_argument("--colour-weight", type=float, metavar="W", help="the colour signature's weight (as the index had)")
-    p.add_argument("--compress", default="none", choices=["none"], help="the vectors' form in the ANN")
+    p.add_argument(
+        "--compress", choices=["none", "sq8"], help="the vectors in the ANN: float32 or 8-bit (as the index had)"
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -261,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
 def _run_build(args: argparse.Namespace) -> int:
     from .catalog.csv_reader import parse_column_map
     from .catalog.fetch import FetchPolicy
+    from .index.ann import COMPRESSIONS, HnswParams
     from .index.colour_fusion import check_weight
     from .pipeline.build import BuildOptions, build_index
     from .pipeline.summary import print_summary
@@ -293,6 +302,7 @@ def _run_build(args: argparse.Namespace) -> int:
             options.colour_weight = check_weight(args.colour_weight)
         except ValueError as exc:
             raise FirsError(f"--colour-weight: {exc}") from None
+    options.hnsw = HnswParams(storage=COMPRESSIONS[args.compress])
     if args.master and args.engine != "spark":
         raise FirsError("--master is for --engine spark")
     report = build_index(args.sources, args.out, options)

@@ -24,11 +24,16 @@ from ..errors import IndexFormatError
 EXACT_BELOW = 1000
 
 
+STORAGES = ("flat", "sq8")  # the vectors in the graph: float32, or 8 bits a dimension (faiss SQ8)
+COMPRESSIONS = {"none": "flat", "sq8": "sq8"}  # `--compress` of build and reindex -> storage
+
+
 @dataclass(frozen=True)
 class HnswParams:
     m: int = 32
     ef_construction: int = 200
     ef_search: int = 256
+    storage: str = "flat"
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -41,15 +46,31 @@ class AnnIndex:
 
     @classmethod
     def empty(cls, dim: int, params: HnswParams | None = None) -> AnnIndex:
+        """An index to `add` to; with `sq8` storage, `fit_range` it first."""
         params = params or HnswParams()
-        index = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+        if params.storage == "sq8":
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
+        elif params.storage == "flat":
+            index = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            raise ValueError(f"unknown ANN storage {params.storage!r} ({', '.join(STORAGES)})")
         index.hnsw.efConstruction = params.ef_construction
         return cls(index, params)
+
+    @property
+    def needs_range(self) -> bool:
+        return not self.index.is_trained
+
+    def fit_range(self, low: np.ndarray, high: np.ndarray) -> None:
+        """The 8-bit codes' range per dimension: the least and greatest value of all vectors to come."""
+        self.index.train(np.ascontiguousarray(np.stack([low, high]), dtype=np.float32))
 
     @classmethod
     def build(cls, vectors: np.ndarray, params: HnswParams | None = None) -> AnnIndex:
         """Labels are row numbers 0..n-1 of `vectors`."""
         ann = cls.empty(vectors.shape[1], params)
+        if ann.needs_range:
+            ann.fit_range(vectors.min(axis=0), vectors.max(axis=0))
         ann.add(vectors)
         return ann
 

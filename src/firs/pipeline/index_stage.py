@@ -10,9 +10,12 @@ reindex` runs the view part again on an index's own shards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..catalog.product import Product
 from ..catalog.store import ProductStore
@@ -84,15 +87,8 @@ def index_views(
             }
         whitening.save(folder / layout.WHITENING)
         fuse = view == COLOUR_VIEW and shards.colour_column(view) in have and colour_weight > 0
-        colours = shards.iter_column(shard_dir, shards.colour_column(view)) if fuse else None
-        ann: AnnIndex | None = None
-        for _, block in shards.iter_column(shard_dir, view):
-            vectors = whitening.apply(block)
-            if colours is not None:
-                vectors = colour_fusion.fuse(vectors, next(colours)[1], colour_weight)
-            ann = ann or AnnIndex.empty(vectors.shape[1], settings.hnsw)
-            ann.add(vectors)
-        assert ann is not None, "no shards to index"
+        weight = colour_weight if fuse else 0.0
+        ann = _ann(functools.partial(_search_vectors, shard_dir, view, whitening, weight), settings.hnsw)
         ann.save(folder / layout.ANN)
         views[view] = {
             "dim": ann.index.d,
@@ -102,6 +98,30 @@ def index_views(
             "catalog_processing": VIEW_PROCESSING[view],
         }
     return views
+
+
+def _search_vectors(shard_dir: Path, view: str, whitening: Whitening, colour_weight: float) -> Iterator[np.ndarray]:
+    """The view's search vectors, shard by shard: whitened, the colour signature beside them if weighted."""
+    colours = shards.iter_column(shard_dir, shards.colour_column(view)) if colour_weight > 0 else None
+    for _, block in shards.iter_column(shard_dir, view):
+        vectors = whitening.apply(block)
+        yield vectors if colours is None else colour_fusion.fuse(vectors, next(colours)[1], colour_weight)
+
+
+def _ann(searched: Callable[[], Iterator[np.ndarray]], params: HnswParams) -> AnnIndex:
+    """The graph over every vector `searched` yields; 8-bit storage first takes their range per dimension."""
+    first = next(searched(), None)
+    if first is None:
+        raise ValueError("no shards to index")
+    ann = AnnIndex.empty(first.shape[1], params)
+    if ann.needs_range:
+        low, high = first.min(axis=0), first.max(axis=0)
+        for block in searched():
+            low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+        ann.fit_range(low, high)
+    for block in searched():
+        ann.add(block)
+    return ann
 
 
 def index_products(store: ProductStore, shard_dir: Path, products: Mapping[str, Product]) -> tuple[list[str], Postings]:

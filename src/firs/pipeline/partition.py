@@ -22,6 +22,7 @@ from ..errors import CatalogError
 from ..index import shards
 from ..index.images import display_jpeg
 from ..index.model_dir import TrainedModel
+from ..runtime import release_memory
 from ..tagging.tagger import colour_tags, region_tag
 from ..vision.backbone_tail import BackboneTail
 from ..vision.decode import load_image
@@ -185,6 +186,7 @@ def embed_partition(
             embedded.ids,
             [pictures[pid] for pid in embedded.ids],
         )
+    release_memory()  # the partition's pictures and batches: the next one starts from the same footprint
     return report
 
 

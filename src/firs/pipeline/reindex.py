@@ -20,13 +20,11 @@ from typing import Any
 from ..errors import CatalogError, IndexFormatError
 from ..index import directory as layout
 from ..index import shards
-from ..index.ann import HnswParams
+from ..index.ann import COMPRESSIONS, HnswParams
 from ..index.model_dir import TrainedModel
 from .build import copy_model, model_section
 from .index_stage import ViewSettings, index_views
 from .partition import load_model_for
-
-COMPRESSIONS = ("none",)
 
 
 @dataclass
@@ -35,7 +33,7 @@ class ReindexOptions:
     drop_model: bool = False  # back to PCA-whitening in every view
     whitening_dim: int | None = None  # None: as the index had it
     colour_weight: float | None = None  # None: as the index had it
-    compress: str = "none"
+    compress: str | None = None  # None: as the index had it; else a key of COMPRESSIONS
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -81,19 +79,20 @@ def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings
     views = manifest["views"]
     pca = [v["whitening"]["dim"] for v in views.values() if v["whitening"]["method"] == "pca"]
     weight = views.get("fine", {}).get("colour", {}).get("weight", 0.0)
-    known = {key: manifest["ann"][key] for key in ("m", "ef_construction", "ef_search")}
+    ann = manifest["ann"]
+    storage = COMPRESSIONS[options.compress] if options.compress else ann.get("storage", "flat")
     return ViewSettings(
         whitening_dim=options.whitening_dim or (pca[0] if pca else 1024),
         colour_weight=weight if options.colour_weight is None else options.colour_weight,
-        hnsw=HnswParams(**known),
+        hnsw=HnswParams(ann["m"], ann["ef_construction"], ann["ef_search"], storage),
     )
 
 
 def reindex(index: Path, options: ReindexOptions | None = None) -> dict[str, Any]:
     """Make the views of `index` again from its shards; returns the new manifest."""
     options = options or ReindexOptions()
-    if options.compress not in COMPRESSIONS:
-        raise CatalogError(f"--compress {options.compress!r}: this version offers {', '.join(COMPRESSIONS)}")
+    if options.compress is not None and options.compress not in COMPRESSIONS:
+        raise CatalogError(f"--compress {options.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
     folder = Path(index).resolve()
     manifest = layout.read_manifest(folder)
     kept = [name for name in manifest["files"] if name.split("/")[0] not in ("views", layout.MODEL_DIR)]
@@ -111,6 +110,7 @@ def reindex(index: Path, options: ReindexOptions | None = None) -> dict[str, Any
         resize = {view: entry["resize"] for view, entry in manifest["views"].items()}
         views = index_views(staging, staging / layout.SHARDS, settings, resize, model)
         carried = {k: v for k, v in manifest.items() if k not in ("files", "format_version", "views", "model")}
+        carried["ann"] = {**manifest["ann"], **settings.hnsw.as_dict()}
         new = {
             **carried,
             **({"model": model_section(model, staging / layout.MODEL_DIR)} if model is not None else {}),

@@ -205,7 +205,10 @@ class SearchEngine:
         self.embedder = embedder
         ann = self.manifest.get("ann", {})
         params = HnswParams(
-            m=ann.get("m", 32), ef_construction=ann.get("ef_construction", 200), ef_search=ann.get("ef_search", 256)
+            m=ann.get("m", 32),
+            ef_construction=ann.get("ef_construction", 200),
+            ef_search=ann.get("ef_search", 256),
+            storage=ann.get("storage", "flat"),
         )
         count = int(self.manifest.get("counts", {}).get("indexed", 0))
         tuned = self._tuned_tail()
