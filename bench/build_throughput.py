@@ -35,6 +35,21 @@ def write_catalogue(images: list[Path], folder: Path) -> Path:
     return path
 
 
+def agreement(a: Path, b: Path) -> str:
+    """Do two builds hold the same products in the same order, with the same vectors?"""
+    from firs.index import directory as layout
+    from firs.index.shards import read_column
+
+    worst = 0.0
+    for column in ("simple", "fine"):
+        ids_a, va = read_column(a / layout.SHARDS, column)
+        ids_b, vb = read_column(b / layout.SHARDS, column)
+        if ids_a != ids_b:
+            return "different products"
+        worst = max(worst, float(abs(va - vb).max()))
+    return f"same ids, max |diff| {worst:.1e}"
+
+
 def one_run(catalogue: str, out: str, engine: str, master: str, partitions: str, roots: str) -> None:
     """In a fresh process: build, print the report's numbers as JSON."""
     from firs.pipeline.build import BuildOptions, build_index
@@ -66,13 +81,14 @@ def main() -> None:
         one_run(*args.one)
         return
     print(f"{args.images} images a set; {sys.platform}, python {sys.version.split()[0]}")
-    print(f"{'set':<14} {'run':<22} {'embed stage s':>13} {'img/s':>7} {'build s':>8} {'img/s':>7}")
+    print(f"{'set':<14} {'run':<22} {'embed stage s':>13} {'img/s':>7} {'build s':>8} {'img/s':>7}  vs first run")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
             images = sorted(SETS[name].glob("*.jpg"))[: args.images]
             folder = Path(tmp) / name.replace(" ", "-")
             folder.mkdir()
             catalogue = write_catalogue(images, folder)
+            first: Path | None = None
             for run in args.runs:
                 engine, master, partitions = [*run.split(":", 2), "", ""][:3]
                 out = folder / f"index-{run.replace(':', '-').replace('[', '').replace(']', '')}"
@@ -83,7 +99,9 @@ def main() -> None:
                     continue
                 numbers = json.loads(done.stdout.strip().splitlines()[-1])
                 stage, total, n = numbers["embed stage"], numbers["total"], numbers["indexed"]
-                print(f"{name:<14} {run:<22} {stage:13.1f} {n / stage:7.1f} {total:8.1f} {n / total:7.1f}")
+                first = first or out
+                same = agreement(first, out)
+                print(f"{name:<14} {run:<22} {stage:13.1f} {n / stage:7.1f} {total:8.1f} {n / total:7.1f}  {same}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +148,23 @@ def test_reindex_refuses_what_it_cannot_do(garment_catalog: Path, embedder: Embe
     shard.write_bytes(shard.read_bytes()[:-4] + b"\0\0\0\0")
     assert main(["reindex", str(index)]) == 2  # a damaged shard is named, the index left as it was
     assert SearchEngine(index, embedder).store.count("indexed") == 24
+
+
+def test_the_cli_builds_compressed_in_partitions(garment_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    args = ["build", str(garment_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]
+    assert main([*args, "--partitions", "5", "--compress", "sq8"]) == 0
+    manifest = json.loads((out / layout.MANIFEST).read_text())
+    assert manifest["ann"]["storage"] == "sq8" and manifest["shards"]["partitions"] == 5
+    assert main([*args, "--partitions", "0"]) == 2
+    assert main([*args, "--master", "local[2]"]) == 2  # a master without the Spark engine is a mistake
+
+
+def test_spark_without_java_is_a_clear_error(garment_catalog: Path, tmp_path: Path) -> None:
+    firs = Path(sys.executable).parent / "firs"
+    out = tmp_path / "index"
+    command = [str(firs), "build", str(garment_catalog), "--out", str(out), "--quiet", "--engine", "spark"]
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}  # Spark runs $JAVA_HOME/bin/java
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and "cannot start Spark" in done.stderr and "Java 17" in done.stderr
+    assert not out.exists()

@@ -22,7 +22,7 @@ from ..index.ann import HnswParams
 from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
-from .engines import make_engine
+from .engines import Engine, make_engine
 from .index_stage import ViewSettings, index_products, index_views, store_pictures
 from .partition import LEARNED_VIEW, EmbedJob, PartitionReport, load_model_for, partition
 from .views import view_resize
@@ -98,12 +98,12 @@ def model_section(model: TrainedModel, folder: Path) -> dict[str, object]:
     }
 
 
-def _partition_count(options: BuildOptions, products: int) -> int:
+def _partition_count(options: BuildOptions, products: int, engine: Engine) -> int:
     if options.partitions is not None:
         if options.partitions < 1:
             raise CatalogError(f"--partitions must be at least 1, not {options.partitions}")
         return min(options.partitions, products)
-    return -(-products // PARTITION_SIZE)
+    return min(products, max(-(-products // PARTITION_SIZE), engine.min_partitions))
 
 
 def _record(store: ProductStore, report: BuildReport, parts: list[PartitionReport]) -> None:
@@ -154,7 +154,7 @@ def build_index(
         batch_size=options.batch_size,
         threads=options.threads,
     )
-    size = -(-len(products) // _partition_count(options, len(products)))
+    size = -(-len(products) // _partition_count(options, len(products), engine))
     tasks = partition([(p.id, p.image, tuple(p.categories)) for p in products], size)
     with layout.atomic_index_dir(out) as staging:
         store = ProductStore.create(staging / layout.STORE)

@@ -29,6 +29,7 @@ ENGINES = ("local", "spark")
 
 class Engine(Protocol):
     name: str
+    min_partitions: int  # the fewest partitions that keep the engine busy
 
     def run(
         self, job: EmbedJob, tasks: Sequence[PartitionTask], shard_dir: str, picture_dir: str, progress: bool
@@ -37,6 +38,7 @@ class Engine(Protocol):
 
 class LocalEngine:
     name = "local"
+    min_partitions = 1
 
     def __init__(self, embedder: Embedder | None = None, localiser: GarmentLocaliser | None = None) -> None:
         self.embedder, self.localiser = embedder, localiser
@@ -83,23 +85,35 @@ class SparkEngine:
             job = replace(job, threads=max(1, (os.cpu_count() or 1) // slots))
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        spark = (
-            SparkSession.builder.master(self.master)
-            .appName("firs build")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", str(progress).lower())
-            .config("spark.task.maxFailures", "2")
-            .getOrCreate()
-        )
+        try:
+            spark = (
+                SparkSession.builder.master(self.master)
+                .appName("firs build")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", str(progress).lower())
+                .config("spark.task.maxFailures", "2")
+                .getOrCreate()
+            )
+        except Exception as exc:
+            raise FirsError(f"cannot start Spark at {self.master} (Java 17 installed? {_first_line(exc)})") from None
         spark.sparkContext.setLogLevel("ERROR")
         try:
             work = functools.partial(_run_on_executor, job, shard_dir, picture_dir)
             return spark.sparkContext.parallelize(list(tasks), max(1, len(tasks))).map(work).collect()
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise FirsError(f"the Spark job failed ({self.master}): {message}") from None
+            raise FirsError(f"the Spark job failed ({self.master}): {_first_line(exc)}") from None
         finally:
             spark.stop()
+
+    @property
+    def min_partitions(self) -> int:
+        """On this machine, enough partitions to keep every task slot busy; a cluster's are the user's."""
+        return 2 * (local_slots(self.master) or 0)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def make_engine(name: str, master: str | None = None, **local: object) -> Engine:
