@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,13 @@ from firs.index import directory as layout
 from firs.index import shards
 
 PARTITION = 1000
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def grow_shards(index: Path, n: int, out: Path) -> None:
@@ -65,7 +71,7 @@ def index_stage(shard_dir: str, staging: str, storage: str) -> None:
     views = index_views(folder, source, settings, {"simple": "crop", "fine": "crop"})
     store.close()
     ann_mb = sum((folder / layout.view_dir(v) / layout.ANN).stat().st_size for v in views) / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": peak, "ann_mb": ann_mb}))
 
 

@@ -16,6 +16,7 @@ import pytest
 from firs.catalog.fetch import FetchPolicy
 from firs.cli import main
 from firs.index import directory as layout
+from firs.index.ann import LARGE_CATALOGUE
 from firs.index.shards import columns, read_column, shard_paths
 from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.engines import local_slots
@@ -168,3 +169,11 @@ def test_spark_without_java_is_a_clear_error(garment_catalog: Path, tmp_path: Pa
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2 and "cannot start Spark" in done.stderr and "Java 17" in done.stderr
     assert not out.exists()
+
+
+def test_a_large_catalogue_is_compressed_by_default() -> None:
+    small, large = BuildOptions().view_settings(1000), BuildOptions().view_settings(LARGE_CATALOGUE)
+    assert (small.whitening_dim, small.hnsw.storage) == (1024, "flat")
+    assert (large.whitening_dim, large.hnsw.storage) == (256, "sq8")
+    chosen = BuildOptions(compress="none", whitening_dim=512).view_settings(LARGE_CATALOGUE)
+    assert (chosen.whitening_dim, chosen.hnsw.storage) == (512, "flat")  # what the user asks for wins

@@ -65,7 +65,12 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", type=Path, metavar="MODEL_DIR", help="a `firs train` model: its learned garment embedding"
     )
-    p.add_argument("--whitening-dim", type=int, default=None, help="dimensions kept by the whitening (1024)")
+    p.add_argument(
+        "--whitening-dim",
+        type=int,
+        default=None,
+        help="dimensions kept by the whitening (1024; 256 when --compress auto meets 200k products)",
+    )
     p.add_argument(
         "--colour-weight",
         type=float,
@@ -90,9 +95,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compress",
-        choices=["none", "sq8"],
-        default="none",
-        help="the vectors in the ANN: float32 (none) or 8 bits a dimension (sq8: a quarter of the memory)",
+        choices=["auto", "none", "sq8"],
+        default="auto",
+        help="the vectors in the ANN: float32 (none), 8 bits a dimension (sq8: a quarter of the memory), or "
+        "auto: sq8 and 256 whitened dimensions from 200k products, none below",
     )
     _add_catalogue_reading(p)
 
@@ -118,7 +124,9 @@ def _add_reindex(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--whitening-dim", type=int, help="dimensions kept by the whitening (as the index had)")
     p.add_argument("--colour-weight", type=float, metavar="W", help="the colour signature's weight (as the index had)")
     p.add_argument(
-        "--compress", choices=["none", "sq8"], help="the vectors in the ANN: float32 or 8-bit (as the index had)"
+        "--compress",
+        choices=["auto", "none", "sq8"],
+        help="the vectors in the ANN: float32, 8-bit, or auto (8-bit from 200k products); as the index had",
     )
 
 
@@ -269,7 +277,6 @@ def parser() -> argparse.ArgumentParser:
 def _run_build(args: argparse.Namespace) -> int:
     from .catalog.csv_reader import parse_column_map
     from .catalog.fetch import FetchPolicy
-    from .index.ann import COMPRESSIONS, HnswParams
     from .index.colour_fusion import check_weight
     from .pipeline.build import BuildOptions, build_index
     from .pipeline.summary import print_summary
@@ -295,14 +302,16 @@ def _run_build(args: argparse.Namespace) -> int:
     )
     if args.cache_dir:
         options.cache_dir = args.cache_dir
-    if args.whitening_dim:
+    if args.whitening_dim is not None:
+        if args.whitening_dim < 1:
+            raise FirsError("--whitening-dim must be at least 1")
         options.whitening_dim = args.whitening_dim
     if args.colour_weight is not None:
         try:
             options.colour_weight = check_weight(args.colour_weight)
         except ValueError as exc:
             raise FirsError(f"--colour-weight: {exc}") from None
-    options.hnsw = HnswParams(storage=COMPRESSIONS[args.compress])
+    options.compress = args.compress
     if args.master and args.engine != "spark":
         raise FirsError("--master is for --engine spark")
     report = build_index(args.sources, args.out, options)

@@ -25,7 +25,17 @@ EXACT_BELOW = 1000
 
 
 STORAGES = ("flat", "sq8")  # the vectors in the graph: float32, or 8 bits a dimension (faiss SQ8)
-COMPRESSIONS = {"none": "flat", "sq8": "sq8"}  # `--compress` of build and reindex -> storage
+COMPRESSIONS = ("auto", "none", "sq8")  # `--compress` of build and reindex
+# From this many products `auto` stores 8-bit vectors (bench/ann_million.py: at 1M products a
+# quarter of the memory, faster, recall@10 within 0.01 of float32; docs/architecture.md).
+LARGE_CATALOGUE = 200_000
+
+
+def storage_for(compress: str, products: int) -> str:
+    """The ANN storage `--compress` asks for in a catalogue of `products`."""
+    if compress == "auto":
+        return "sq8" if products >= LARGE_CATALOGUE else "flat"
+    return {"none": "flat", "sq8": "sq8"}[compress]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import importlib.metadata
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from ..catalog.store import ProductStore
 from ..errors import CatalogError
 from ..index import colour_fusion, shards
 from ..index import directory as layout
-from ..index.ann import HnswParams
+from ..index.ann import LARGE_CATALOGUE, HnswParams, storage_for
 from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
@@ -27,6 +27,8 @@ from .index_stage import ViewSettings, index_products, index_views, store_pictur
 from .partition import LEARNED_VIEW, EmbedJob, PartitionReport, load_model_for, partition
 from .views import view_resize
 
+WHITENING_DIM = 1024
+LARGE_WHITENING_DIM = 256  # a large catalogue's PCA views (2 GB for a million products, docs/architecture.md)
 PARTITION_SIZE = 1000  # products a partition: its features, pictures and labels are what a worker holds
 
 
@@ -37,7 +39,7 @@ class BuildOptions:
     columns: dict[str, str] = field(default_factory=dict)
     cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
     embedder: EmbedderSpec = field(default_factory=EmbedderSpec)
-    whitening_dim: int = 1024
+    whitening_dim: int | None = None  # None: 1024, or LARGE_WHITENING_DIM for a large catalogue
     whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     hnsw: HnswParams = field(default_factory=HnswParams)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
@@ -51,8 +53,15 @@ class BuildOptions:
     master: str | None = None  # the Spark master (local[*] by default)
     partitions: int | None = None  # None: one per PARTITION_SIZE products
 
-    def view_settings(self) -> ViewSettings:
-        return ViewSettings(self.whitening_dim, self.whitening_shrink, self.colour_weight, self.hnsw)
+    compress: str = "auto"  # the ANN's vectors: auto | none | sq8 (index/ann.py)
+
+    def view_settings(self, products: int) -> ViewSettings:
+        """The index stage's settings for a catalogue of `products`: a large one (`auto`) keeps
+        fewer whitened dimensions in 8 bits each."""
+        large = self.compress == "auto" and products >= LARGE_CATALOGUE
+        dim = self.whitening_dim or (LARGE_WHITENING_DIM if large else WHITENING_DIM)
+        hnsw = replace(self.hnsw, storage=storage_for(self.compress, products))
+        return ViewSettings(dim, self.whitening_shrink, self.colour_weight, hnsw)
 
 
 @dataclass
@@ -178,7 +187,8 @@ def build_index(
         store_pictures(staging / layout.IMAGES, picture_dir)
         shutil.rmtree(picture_dir)
         resize = {view: view_resize(view, embedder) for view in ("simple", "fine")}
-        views = index_views(staging, shard_dir, options.view_settings(), resize, model)
+        settings = options.view_settings(len(ids))
+        views = index_views(staging, shard_dir, settings, resize, model)
         store.close()
         report.seconds["index"] = time.perf_counter() - clock
         report.indexed, report.failed = len(ids), len(report.failures)
@@ -198,7 +208,7 @@ def build_index(
                 "ann": {
                     "library": "faiss-hnsw",
                     "version": importlib.metadata.version("faiss-cpu"),
-                    **options.hnsw.as_dict(),
+                    **settings.hnsw.as_dict(),
                 },
                 "views": views,
                 "shards": {

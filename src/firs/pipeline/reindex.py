@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import CatalogError, IndexFormatError
 from ..index import directory as layout
 from ..index import shards
-from ..index.ann import COMPRESSIONS, HnswParams
+from ..index.ann import COMPRESSIONS, HnswParams, storage_for
 from ..index.model_dir import TrainedModel
 from .build import copy_model, model_section
 from .index_stage import ViewSettings, index_views
@@ -80,7 +80,8 @@ def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings
     pca = [v["whitening"]["dim"] for v in views.values() if v["whitening"]["method"] == "pca"]
     weight = views.get("fine", {}).get("colour", {}).get("weight", 0.0)
     ann = manifest["ann"]
-    storage = COMPRESSIONS[options.compress] if options.compress else ann.get("storage", "flat")
+    count = manifest["counts"]["indexed"]
+    storage = storage_for(options.compress, count) if options.compress else ann.get("storage", "flat")
     return ViewSettings(
         whitening_dim=options.whitening_dim or (pca[0] if pca else 1024),
         colour_weight=weight if options.colour_weight is None else options.colour_weight,
