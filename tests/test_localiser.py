@@ -89,3 +89,16 @@ def test_product_shots_are_told_from_worn_pictures_before_the_pose_model(astrona
     gradient = Image.fromarray(np.tile(np.linspace(120, 250, 400, dtype=np.uint8)[:, None, None], (1, 300, 3)))
     gradient.paste(shots[0].resize((150, 150)), (75, 125))
     assert not is_product_shot(gradient)  # a studio backdrop that is not flat: the pose model decides
+
+
+def test_the_same_photo_gets_the_same_garment_mask_whatever_ran_before(
+    localiser: GarmentLocaliser, astronaut: Image.Image
+) -> None:
+    import cv2
+
+    first = localiser.locate(astronaut).items[0].mask
+    samples = np.random.default_rng(1).random((200, 3), dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_MAX_ITER, 5, 0)
+    cv2.kmeans(samples, 3, None, criteria, 1, cv2.KMEANS_PP_CENTERS)  # moves OpenCV's random generator
+    again = localiser.locate(astronaut).items[0].mask
+    assert first is not None and again is not None and np.array_equal(first, again)

@@ -158,6 +158,9 @@ def _grabcut(rgb: np.ndarray, seed: np.ndarray, allowed: np.ndarray) -> np.ndarr
     # Channel order means nothing to GrabCut's colour models: RGB goes in as it is.
     picture = cv2.resize(np.ascontiguousarray(rgb[box]), size, interpolation=cv2.INTER_AREA)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models by k-means++ from the thread's random generator: seeded here,
+    # the same photo gets the same mask whatever ran before it (in a build, whatever partition it is in).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(picture, labels, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
