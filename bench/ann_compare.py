@@ -15,18 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from grown import grow
 
 from firs.index.whitening import fit_whitening
-
-
-def grow(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    extra = n - len(base)
-    i, j = rng.integers(0, len(base), extra), rng.integers(0, len(base), extra)
-    mix = rng.uniform(0.55, 0.9, (extra, 1)).astype(np.float32)
-    synthetic = mix * base[i] + (1 - mix) * base[j]
-    synthetic += rng.normal(0, 0.02, synthetic.shape).astype(np.float32)
-    out = np.concatenate([base, synthetic])
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

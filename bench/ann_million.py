@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from grown import grow
 
 from firs.index import colour_fusion, shards
 from firs.index import directory as layout
@@ -41,16 +42,6 @@ def peak_rss_mb() -> float:
     with open("/proc/self/status") as handle:
         line = next(line for line in handle if line.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
-
-
-def grow(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    extra = n - len(base)
-    i, j = rng.integers(0, len(base), extra), rng.integers(0, len(base), extra)
-    mix = rng.uniform(0.55, 0.9, (extra, 1)).astype(np.float32)
-    synthetic = mix * base[i] + (1 - mix) * base[j]
-    synthetic += rng.normal(0, 0.02 / np.sqrt(base.shape[1] / 1024), synthetic.shape).astype(np.float32)
-    out = np.concatenate([base, synthetic])
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 def real_vectors(index: Path, view: str, dim: int) -> np.ndarray:

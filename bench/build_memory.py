@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from grown import mixed, pairs
 
 from firs.index import directory as layout
 from firs.index import shards
@@ -41,12 +42,10 @@ def grow_shards(index: Path, n: int, out: Path) -> None:
     rng = np.random.default_rng(0)
     for number, start in enumerate(range(0, n, PARTITION)):
         count = min(PARTITION, n - start)
-        i, j = rng.integers(0, len(rows), count), rng.integers(0, len(rows), count)
-        mix = rng.uniform(0.55, 0.9, (count, 1)).astype(np.float32)
+        i, j, weight = pairs(count, len(rows), rng)
         vectors = {}
         for column, values in real.items():
-            block = mix * values[i] + (1 - mix) * values[j]
-            block += rng.normal(0, 0.02 / np.sqrt(values.shape[1] / 1024), block.shape).astype(np.float32)
+            block = mixed(values, i, j, weight, rng)
             vectors[column] = np.clip(block, 0, None) if column.endswith("_colour") else block
         ids = [f"g{start + k}" for k in range(count)]
         shards.write_shard(
