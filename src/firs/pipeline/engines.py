@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from ..errors import FirsError
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
-from .partition import EmbedJob, PartitionReport, PartitionTask, embed_partition, models_for
+from .partition import EmbedJob, PartitionReport, PartitionTask, embed_partition, fetch_partition, models_for
 
 ENGINES = ("local", "spark")
 
@@ -46,10 +47,21 @@ class LocalEngine:
     def run(
         self, job: EmbedJob, tasks: Sequence[PartitionTask], shard_dir: str, picture_dir: str, progress: bool
     ) -> list[PartitionReport]:
+        """The partitions in order; the next one's images download while this one is embedded."""
         models = models_for(job, self.embedder, self.localiser)
         total = sum(len(task.products) for task in tasks)
-        with tqdm(total=total, desc="embed images", unit="img", disable=not progress) as bar:
-            return [embed_partition(job, task, shard_dir, picture_dir, models, bar) for task in tasks]
+        reports: list[PartitionReport] = []
+        fetching = ThreadPoolExecutor(max_workers=1)
+        try:
+            with tqdm(total=total, desc="embed images", unit="img", disable=not progress) as bar:
+                ahead = [fetching.submit(fetch_partition, job, task) for task in tasks[:1]]
+                for number, task in enumerate(tasks):
+                    fetched = ahead.pop().result()
+                    ahead.extend(fetching.submit(fetch_partition, job, t) for t in tasks[number + 1 : number + 2])
+                    reports.append(embed_partition(job, task, shard_dir, picture_dir, models, bar, fetched))
+        finally:  # Ctrl-C: the partition downloading ahead is dropped, not waited for
+            fetching.shutdown(wait=False, cancel_futures=True)
+        return reports
 
 
 def _run_on_executor(job: EmbedJob, shard_dir: str, picture_dir: str, task: PartitionTask) -> PartitionReport:

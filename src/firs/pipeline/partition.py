@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..catalog.fetch import FetchPolicy, ImageFetcher
+from ..catalog.fetch import FetchPolicy, FetchResult, ImageFetcher
 from ..errors import CatalogError
 from ..index import shards
 from ..index.images import display_jpeg
@@ -126,6 +126,20 @@ def models_for(
     return WorkerModels(embedder, localiser or GarmentLocaliser(), _tail(embedder, job.model, job.model_sha256))
 
 
+@dataclass
+class Fetched:
+    results: dict[str, FetchResult]
+    seconds: float
+
+
+def fetch_partition(job: EmbedJob, task: PartitionTask) -> Fetched:
+    """The partition's images as local files (downloaded into the cache), or why not."""
+    clock = time.perf_counter()
+    fetcher = ImageFetcher(Path(job.cache_dir), job.fetch)
+    results = fetcher.fetch_pictures([(pid, source) for pid, source, _ in task.products], progress=False)
+    return Fetched(results, time.perf_counter() - clock)
+
+
 def embed_partition(
     job: EmbedJob,
     task: PartitionTask,
@@ -133,16 +147,16 @@ def embed_partition(
     picture_dir: str,
     models: WorkerModels | None = None,
     bar: tqdm | None = None,
+    fetched: Fetched | None = None,
 ) -> PartitionReport:
-    """Fetch, embed and write one partition; the report says what became of each product."""
+    """Fetch (unless `fetched` already did), embed and write one partition; the report says what
+    became of each product."""
     models = models or models_for(job)
     report = PartitionReport(task.number)
-    clock = time.perf_counter()
-    fetcher = ImageFetcher(Path(job.cache_dir), job.fetch)
-    fetched = fetcher.fetch_pictures([(pid, source) for pid, source, _ in task.products], progress=False)
+    fetched = fetched or fetch_partition(job, task)
     items: list[tuple[str, str]] = []
     for product_id, _, _ in task.products:
-        result = fetched[product_id]
+        result = fetched.results[product_id]
         if result.path is None:
             report.failures[product_id] = result.error or "fetch failed"
             if bar is not None:
@@ -150,7 +164,7 @@ def embed_partition(
         else:
             report.fetched[product_id] = result.path
             items.append((product_id, result.path))
-    report.seconds["fetch"] = time.perf_counter() - clock
+    report.seconds["fetch"] = fetched.seconds
 
     clock = time.perf_counter()
     pictures: dict[str, bytes] = {}
