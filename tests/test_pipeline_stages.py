@@ -90,10 +90,11 @@ def test_the_index_is_made_from_the_shards_in_partition_order(
 
 
 def test_spark_gives_the_same_index_as_the_local_engine(
-    catalogue_with_a_bad_image: Path, embedder: Embedder, tmp_path: Path
+    catalogue_with_a_bad_image: Path, embedder: Embedder, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     _build(catalogue_with_a_bad_image, tmp_path / "local", embedder, partitions=3)
     _build(catalogue_with_a_bad_image, tmp_path / "spark", None, partitions=3, engine="spark", master="local[2]")
+    assert " WARN " not in capfd.readouterr().err  # the JVM's start-up chatter stays out of the build's output
     spark_manifest = json.loads((tmp_path / "spark" / layout.MANIFEST).read_text())
     assert spark_manifest["shards"]["engine"] == "spark" and spark_manifest["counts"]["failed"] == 1
     for column in ("simple", "fine", "fine_colour"):

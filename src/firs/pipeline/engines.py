@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 from tqdm import tqdm
@@ -26,6 +27,7 @@ from ..vision.localiser import GarmentLocaliser
 from .partition import EmbedJob, PartitionReport, PartitionTask, embed_partition, fetch_partition, models_for
 
 ENGINES = ("local", "spark")
+_LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 
 
 class Engine(Protocol):
@@ -104,6 +106,7 @@ class SparkEngine:
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", str(progress).lower())
                 .config("spark.task.maxFailures", "2")
+                .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{_LOG_CONFIG}")
                 .getOrCreate()
             )
         except Exception as exc:
