@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,13 @@ def build_one(vectors_path: str, out: str, storage: str, m: str, efc: str) -> No
     vectors = np.load(vectors_path, mmap_mode="r")
     start = time.perf_counter()
     params = HnswParams(m=int(m), ef_construction=int(efc), storage=storage)
-    ann = AnnIndex.empty(vectors.shape[1], params)
-    if ann.needs_range:
-        ann.fit_range(np.min(vectors, axis=0), np.max(vectors, axis=0))
-        vectors._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
-    for begin in range(0, len(vectors), 50_000):  # as the index stage adds shards, one in memory at a time
-        ann.add(np.array(vectors[begin : begin + 50_000]))
-        vectors._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+
+    def blocks() -> Iterator[np.ndarray]:  # as the index stage reads shards, one in memory at a time
+        for begin in range(0, len(vectors), 50_000):
+            yield np.array(vectors[begin : begin + 50_000])
+            vectors._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+
+    ann = AnnIndex.from_blocks(blocks, params)
     seconds = time.perf_counter() - start
     ann.save(Path(out))
     peak = peak_rss_mb()

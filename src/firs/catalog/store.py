@@ -232,6 +232,10 @@ class ProductStore:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM products WHERE id = ?", (product_id,)).fetchone()
         return _row_dict(row) if row else None
 
+    def ids_by_label(self) -> list[str]:
+        """The indexed products' ids in ANN-label order."""
+        return [row[0] for row in self.db.execute("SELECT id FROM products WHERE idx IS NOT NULL ORDER BY idx")]
+
     def label_of(self, product_id: str) -> int | None:
         row = self.db.execute("SELECT idx FROM products WHERE id = ?", (product_id,)).fetchone()
         return None if row is None else row[0]

@@ -9,6 +9,7 @@ and metadata filters need. Inner product on unit vectors = cosine similarity.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ class HnswParams:
     ef_search: int = 256
     storage: str = "flat"
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
 
@@ -57,7 +58,7 @@ class AnnIndex:
 
     @classmethod
     def empty(cls, dim: int, params: HnswParams | None = None) -> AnnIndex:
-        """An index to `add` to; with `sq8` storage, `fit_range` it first."""
+        """An index to `add` to (float32 storage; 8-bit storage needs its range: `from_blocks`)."""
         params = params or HnswParams()
         if params.storage == "sq8":
             index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
@@ -68,22 +69,28 @@ class AnnIndex:
         index.hnsw.efConstruction = params.ef_construction
         return cls(index, params)
 
-    @property
-    def needs_range(self) -> bool:
-        return not self.index.is_trained
-
-    def fit_range(self, low: np.ndarray, high: np.ndarray) -> None:
-        """The 8-bit codes' range per dimension: the least and greatest value of all vectors to come."""
-        self.index.train(np.ascontiguousarray(np.stack([low, high]), dtype=np.float32))
+    @classmethod
+    def from_blocks(cls, blocks: Callable[[], Iterable[np.ndarray]], params: HnswParams | None = None) -> AnnIndex:
+        """The graph over every vector the blocks hold, in order (labels 0..n-1), with one block in
+        memory at a time; `blocks` is called once more for 8-bit storage, whose codes first take
+        the least and greatest value of every dimension."""
+        first = next(iter(blocks()), None)
+        if first is None:
+            raise ValueError("no vectors to index")
+        ann = cls.empty(first.shape[1], params)
+        if not ann.index.is_trained:
+            low, high = first.min(axis=0), first.max(axis=0)
+            for block in blocks():
+                low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+            ann.index.train(np.ascontiguousarray(np.stack([low, high]), dtype=np.float32))
+        for block in blocks():
+            ann.add(block)
+        return ann
 
     @classmethod
     def build(cls, vectors: np.ndarray, params: HnswParams | None = None) -> AnnIndex:
         """Labels are row numbers 0..n-1 of `vectors`."""
-        ann = cls.empty(vectors.shape[1], params)
-        if ann.needs_range:
-            ann.fit_range(vectors.min(axis=0), vectors.max(axis=0))
-        ann.add(vectors)
-        return ann
+        return cls.from_blocks(lambda: [vectors], params)
 
     def add(self, vectors: np.ndarray) -> None:
         """Append vectors; their labels continue from the current size."""

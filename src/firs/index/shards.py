@@ -119,6 +119,11 @@ def read_column(folder: Path, column: str) -> tuple[list[str], np.ndarray]:
     return ids, np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
 
 
+def read_ids(folder: Path) -> list[str]:
+    """Every row's product id, in shard order."""
+    return [i for path in shard_paths(folder) for i in pq.read_table(path, columns=[ID]).column(ID).to_pylist()]
+
+
 def iter_rows(folder: Path) -> Iterator[tuple[str, str, list[dict[str, object]]]]:
     """(id, note, labels) of every row, in shard order."""
     for path in shard_paths(folder):

@@ -42,9 +42,13 @@ class EmbedResult:
     features: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, 1280)
     signatures: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, SIZE) colour signatures
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
-    notes: Counter[str] = field(default_factory=Counter)
     note_of: dict[str, str] = field(default_factory=dict)  # product id -> how its views were made
     tags: dict[str, list[Tag]] = field(default_factory=dict)  # product id -> image labels
+
+    @property
+    def notes(self) -> Counter[str]:
+        """How many images were seen each way."""
+        return Counter(self.note_of.values())
 
 
 def _prefetch(
@@ -126,7 +130,6 @@ def embed_images(
             continue
         if keep is not None:
             keep(product_id, prepared)
-        result.notes[prepared.note] += 1
         result.note_of[product_id] = prepared.note
         result.tags[product_id] = prepared.tags
         for view, array in prepared.arrays.items():

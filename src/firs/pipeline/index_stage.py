@@ -11,7 +11,7 @@ reindex` runs the view part again on an index's own shards.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +88,8 @@ def index_views(
         whitening.save(folder / layout.WHITENING)
         fuse = view == COLOUR_VIEW and shards.colour_column(view) in have and colour_weight > 0
         weight = colour_weight if fuse else 0.0
-        ann = _ann(functools.partial(_search_vectors, shard_dir, view, whitening, weight), settings.hnsw)
+        blocks = functools.partial(_search_vectors, shard_dir, view, whitening, weight)
+        ann = AnnIndex.from_blocks(blocks, settings.hnsw)
         ann.save(folder / layout.ANN)
         views[view] = {
             "dim": ann.index.d,
@@ -106,22 +107,6 @@ def _search_vectors(shard_dir: Path, view: str, whitening: Whitening, colour_wei
     for _, block in shards.iter_column(shard_dir, view):
         vectors = whitening.apply(block)
         yield vectors if colours is None else colour_fusion.fuse(vectors, next(colours)[1], colour_weight)
-
-
-def _ann(searched: Callable[[], Iterator[np.ndarray]], params: HnswParams) -> AnnIndex:
-    """The graph over every vector `searched` yields; 8-bit storage first takes their range per dimension."""
-    first = next(searched(), None)
-    if first is None:
-        raise ValueError("no shards to index")
-    ann = AnnIndex.empty(first.shape[1], params)
-    if ann.needs_range:
-        low, high = first.min(axis=0), first.max(axis=0)
-        for block in searched():
-            low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
-        ann.fit_range(low, high)
-    for block in searched():
-        ann.add(block)
-    return ann
 
 
 def index_products(store: ProductStore, shard_dir: Path, products: Mapping[str, Product]) -> tuple[list[str], Postings]:

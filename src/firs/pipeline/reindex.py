@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..catalog.store import ProductStore
 from ..errors import CatalogError, IndexFormatError
 from ..index import directory as layout
 from ..index import shards
@@ -46,10 +46,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def _labels_follow_shards(folder: Path) -> None:
     """The store's ANN labels are the shards' row order; anything else would mislabel every result."""
-    with sqlite3.connect(f"file:{folder / layout.STORE}?mode=ro", uri=True) as db:
-        labelled = [row[0] for row in db.execute("SELECT id FROM products WHERE idx IS NOT NULL ORDER BY idx")]
-    ids = [row[0] for row in shards.iter_rows(folder / layout.SHARDS)]
-    if labelled != ids:
+    store = ProductStore.open_readonly(folder / layout.STORE)
+    try:
+        labelled = store.ids_by_label()
+    finally:
+        store.close()
+    if labelled != shards.read_ids(folder / layout.SHARDS):
         raise IndexFormatError(f"{folder}: the shards and the product store disagree; rebuild with `firs build`")
 
 
