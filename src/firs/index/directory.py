@@ -6,6 +6,8 @@
       tags.npz             the inverted tag index: label -> ANN labels (index/postings.py)
       images.sqlite        the product pictures the service sends (index/images.py)
       model/               the `firs train` model the index was built with, if any
+      network/<piece>.xml|.bin   the embedder's network converted for OpenVINO (vision/compiled_net.py),
+                           read at start instead of converted again; named by a digest of its weights
       shards/part-*.parquet   the embed stage's output, one per catalogue partition: raw features of
                            every view, colour signatures, picture labels (index/shards.py) —
                            any index rebuilds from them without re-embedding (`firs reindex`)
@@ -45,6 +47,13 @@ POSTINGS = "tags.npz"
 IMAGES = "images.sqlite"
 QUERY_MAP = "query.npz"  # a view's query-side map, when a trained model gives one
 MODEL_DIR = "model"  # the trained model an index was built with, copied in
+NETWORK = "network"  # the embedder's converted pieces (OpenVINO IR)
+
+
+def network_files(manifest: dict[str, Any]) -> list[str]:
+    """The files of the converted network pieces the manifest lists (none for older indexes)."""
+    pieces = manifest.get("network", {}).get("pieces", [])
+    return [f"{NETWORK}/{piece}.{ext}" for piece in pieces for ext in ("xml", "bin")]
 
 
 def view_dir(view: str) -> str:

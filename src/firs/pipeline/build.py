@@ -20,6 +20,7 @@ from ..index import colour_fusion, shards
 from ..index import directory as layout
 from ..index.ann import LARGE_CATALOGUE, HnswParams, storage_for
 from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
+from ..vision.compiled_net import PRECISION
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
 from .engines import Engine, make_engine
@@ -107,6 +108,21 @@ def model_section(model: TrainedModel, folder: Path) -> dict[str, object]:
     }
 
 
+def network_section(embedder: Embedder, staging: Path) -> dict[str, object]:
+    """The embedder's converted pieces saved into the index, and the manifest's word on them."""
+    pieces = embedder.save_network(staging / layout.NETWORK)
+    if not pieces:
+        return {}
+    return {
+        "network": {
+            "runtime": embedder.runtime,
+            "version": importlib.metadata.version("openvino"),
+            "precision": PRECISION,
+            "pieces": pieces,
+        }
+    }
+
+
 def _partition_count(options: BuildOptions, products: int, engine: Engine) -> int:
     if options.partitions is not None:
         if options.partitions < 1:
@@ -151,8 +167,8 @@ def build_index(
     if not products:
         raise CatalogError(f"no products could be read from {', '.join(map(str, sources))}")
 
-    engine = make_engine(options.engine, options.master, embedder=embedder, localiser=localiser)
     embedder = embedder or Embedder(options.embedder, threads=options.threads)
+    engine = make_engine(options.engine, options.master, embedder=embedder, localiser=localiser)
     model = load_model_for(options.model, embedder.identity) if options.model else None
     job = EmbedJob(
         embedder=options.embedder,
@@ -169,6 +185,12 @@ def build_index(
         store = ProductStore.create(staging / layout.STORE)
         store.add(products)
         store.commit()
+
+        # The network converted once, here; every worker reads the pieces instead of converting.
+        embedder.warm(model.backbone_tail(embedder.net) if model is not None else None)
+        network = network_section(embedder, staging)
+        if network:
+            job = replace(job, network_dir=str((staging / layout.NETWORK).absolute()))
 
         clock = time.perf_counter()
         shard_dir, picture_dir = staging / layout.SHARDS, staging / ".pictures"
@@ -204,6 +226,7 @@ def build_index(
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "firs_version": __version__,
                 "embedder": embedder.identity,
+                **network,
                 "metric": "cosine",
                 "ann": {
                     "library": "faiss-hnsw",

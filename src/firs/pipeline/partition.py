@@ -76,6 +76,7 @@ class EmbedJob:
     model_sha256: str | None = None  # checked by each worker, and the key of its cached models
     batch_size: int = 32
     threads: int | None = None  # network threads per worker (None: torch's default)
+    network_dir: str | None = None  # the network's converted pieces, saved by the driver (read, not converted)
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,14 @@ class WorkerModels:
 
 
 @functools.cache
-def worker_models(spec: EmbedderSpec, threads: int | None, model: str | None, model_sha256: str | None) -> WorkerModels:
+def worker_models(job: EmbedJob) -> WorkerModels:
     """The models of one worker process, built on its first partition and kept for the rest.
     A Spark executor's Python worker never ran `firs`'s start-up, so the allocator is tuned here
     (without it the batched network ran at less than half its speed in the workers)."""
     tune_allocator()
-    embedder = Embedder(spec, threads=threads)
-    return WorkerModels(embedder, GarmentLocaliser(), _tail(embedder, model, model_sha256))
+    network = Path(job.network_dir) if job.network_dir else None
+    embedder = Embedder(job.embedder, threads=job.threads, network_dir=network)
+    return WorkerModels(embedder, GarmentLocaliser(), _tail(embedder, job.model, job.model_sha256))
 
 
 def _tail(embedder: Embedder, model: str | None, model_sha256: str | None) -> BackboneTail | None:
@@ -124,7 +126,7 @@ def models_for(
 ) -> WorkerModels:
     """A worker's models; an embedder or localiser already built in this process is reused."""
     if embedder is None and localiser is None:
-        return worker_models(job.embedder, job.threads, job.model, job.model_sha256)
+        return worker_models(job)
     embedder = embedder or Embedder(job.embedder, threads=job.threads)
     return WorkerModels(embedder, localiser or GarmentLocaliser(), _tail(embedder, job.model, job.model_sha256))
 

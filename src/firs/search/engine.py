@@ -196,11 +196,13 @@ class SearchEngine:
                 needed.append(f"{layout.view_dir(view)}/{layout.QUERY_MAP}")
         if "model" in self.manifest:
             needed.append(f"{layout.MODEL_DIR}/{HEAD}")
+        needed += layout.network_files(self.manifest)
         layout.verify_files(self.index_dir, self.manifest, needed, full=verify)
         # The pictures only by size: hashing gigabytes of JPEGs at every start buys little.
         layout.verify_files(self.index_dir, self.manifest, [layout.IMAGES], full=False)
+        network = self.index_dir / layout.NETWORK if layout.network_files(self.manifest) else None
         if embedder is None:
-            embedder = Embedder(spec_from_manifest(self.manifest, self.index_dir), threads=threads)
+            embedder = Embedder(spec_from_manifest(self.manifest, self.index_dir), threads=threads, network_dir=network)
         check_embedder(self.manifest, embedder, self.index_dir)
         self.embedder = embedder
         ann = self.manifest.get("ann", {})
@@ -223,6 +225,8 @@ class SearchEngine:
                 _colour_weight(info, folder),
                 tuned if view == self.manifest.get("model", {}).get("view") else None,
             )
+        if network is not None:  # converted pieces saved in the index: reading them is cheap
+            self.embedder.warm(tuned)
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
         self.pictures = ImageStore.open_readonly(self.index_dir / layout.IMAGES)
         self.postings = Postings.load(self.index_dir / layout.POSTINGS)
@@ -415,6 +419,7 @@ class SearchEngine:
     def warm_up(self) -> None:
         """Load every model and pay first-call costs now, so that the first query is not slow."""
         blank = Image.new("RGB", (256, 256), (255, 255, 255))
+        self.embedder.warm(next((view.tail for view in self.views.values() if view.tail is not None), None))
         self.vector_of(blank, "simple")
         if "fine" in self.views:
             # A catalogue photo of a person, when there is one: the pose landmark model only
