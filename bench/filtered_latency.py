@@ -34,7 +34,7 @@ def main() -> None:
     view = engine.views["simple"]
     queries = read_queries(args.queries)[: args.n]
     vectors = np.concatenate([view.whitening.apply(engine.embedder.embed(load_image(q.path))[None]) for q in queries])
-    everything = view.ann.index.reconstruct_n(0, len(view.ann))
+    everything = view.ann.base.index.reconstruct_n(0, len(view.ann.base))
     rng = np.random.default_rng(0)
     sets: list[tuple[str, np.ndarray | None]] = []
     for share in SHARES:

@@ -84,7 +84,7 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
     assert signatures.shape == (12, SIZE)
     expected = colour_fusion.fuse(Whitening.load(folder / layout.WHITENING).apply(features), signatures, 0.4)
     engine = SearchEngine(out, embedder)
-    stored = np.stack([engine.views["fine"].ann.index.reconstruct(engine.store.label_of(i)) for i in ids])
+    stored = np.stack([engine.views["fine"].ann.vector(engine.store.label_of(i)) for i in ids])
     assert np.allclose(stored, expected, atol=1e-5)  # the ANN holds exactly the fused vectors
 
     for colour in ("navy", "black", "red", "pink"):

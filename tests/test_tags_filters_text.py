@@ -179,7 +179,7 @@ def test_more_like_this(engine: SearchEngine) -> None:
     ids = [r["id"] for r in answer["results"]]
     assert len(ids) == 4 and product not in ids
     label = engine.store.label_of(product)
-    vector = engine.views["fine"].ann.index.reconstruct(label)
+    vector = engine.views["fine"].ann.vector(label)
     expected = [r["id"] for r in engine.neighbours(vector, 5, "fine") if r["id"] != product][:4]
     assert ids == expected
     with pytest.raises(QueryError, match="not in this index"):
@@ -201,7 +201,7 @@ def test_cli_text_where_like(garment_index: Path, capsys: pytest.CaptureFixture[
 
 def test_auto_region_follows_the_catalogues_labels(engine: SearchEngine) -> None:
     def vector(product_id: str) -> list:
-        return engine.nearest_labels(engine.views["fine"].ann.index.reconstruct(engine.store.label_of(product_id)))
+        return engine.nearest_labels(engine.views["fine"].ann.vector(engine.store.label_of(product_id)))
 
     # Near dresses (metadata type dress, worn full length): search the full-length region.
     assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper", "full", "lower"]) == "full"

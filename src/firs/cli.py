@@ -30,17 +30,8 @@ def _add_catalogue_reading(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_build(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "build",
-        help="index a catalogue",
-        description=(
-            "Read catalogue SOURCEs (Amazon metadata .json/.gz, CSV, or an image folder), fetch "
-            "their images, embed them and write an index directory."
-        ),
-    )
-    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="catalogue file or image folder")
-    p.add_argument("--out", required=True, type=Path, metavar="INDEX_DIR", help="index directory to write")
+def _add_sources(p: argparse.ArgumentParser) -> None:
+    """How catalogue sources are read and their images fetched (build and add)."""
     p.add_argument(
         "--format",
         default="auto",
@@ -61,6 +52,21 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="fetch image URLs on loopback, private and link-local addresses (refused by default)",
     )
     p.add_argument("--retries", type=int, default=3, help="retries of a failed download")
+    _add_catalogue_reading(p)
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="index a catalogue",
+        description=(
+            "Read catalogue SOURCEs (Amazon metadata .json/.gz, CSV, or an image folder), fetch "
+            "their images, embed them and write an index directory."
+        ),
+    )
+    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="catalogue file or image folder")
+    p.add_argument("--out", required=True, type=Path, metavar="INDEX_DIR", help="index directory to write")
+    _add_sources(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch")
     p.add_argument(
         "--model", type=Path, metavar="MODEL_DIR", help="a `firs train` model: its learned garment embedding"
@@ -100,7 +106,33 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="the vectors in the ANN: float32 (none), 8 bits a dimension (sq8: a quarter of the memory), or "
         "auto: sq8 and 256 whitened dimensions from 200k products, none below",
     )
-    _add_catalogue_reading(p)
+
+
+def _add_add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "add",
+        help="add or update products in a built index, in place",
+        description=(
+            "Read catalogue SOURCEs, fetch and embed their images with the index's own network and model, and "
+            "add the products to INDEX_DIR in place: a product id the index holds already is updated (new image "
+            "and/or metadata). A running `firs serve` sees the change within a second. `firs compact` later "
+            "folds the changes into the index's files."
+        ),
+    )
+    p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="catalogue file or image folder")
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR", help="an index written by `firs build`")
+    _add_sources(p)
+
+
+def _add_remove(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "remove",
+        help="remove products from a built index, in place",
+        description="Remove the products from INDEX_DIR in place; a running `firs serve` stops answering them "
+        "within a second. `firs compact` drops their vectors for good.",
+    )
+    p.add_argument("ids", nargs="+", metavar="PRODUCT_ID", help="ids of products to remove")
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR", help="an index written by `firs build`")
 
 
 def _add_reindex(sub: argparse._SubParsersAction) -> None:
@@ -265,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"firs {__version__}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(sub)
+    _add_add(sub)
+    _add_remove(sub)
     _add_reindex(sub)
     _add_train(sub)
     _add_search(sub)
@@ -274,9 +308,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _fetch_policy(args: argparse.Namespace) -> Any:
+    from .catalog.fetch import FetchPolicy
+
+    return FetchPolicy(
+        timeout=args.timeout,
+        deadline=args.deadline,
+        retries=args.retries,
+        workers=args.workers,
+        allow_private=args.allow_private_urls,
+    )
+
+
 def _run_build(args: argparse.Namespace) -> int:
     from .catalog.csv_reader import parse_column_map
-    from .catalog.fetch import FetchPolicy
     from .index.colour_fusion import check_weight
     from .pipeline.build import BuildOptions, build_index
     from .pipeline.summary import print_summary
@@ -285,13 +330,7 @@ def _run_build(args: argparse.Namespace) -> int:
         fmt=args.format,
         strict=args.strict,
         columns=parse_column_map(args.columns),
-        fetch=FetchPolicy(
-            timeout=args.timeout,
-            deadline=args.deadline,
-            retries=args.retries,
-            workers=args.workers,
-            allow_private=args.allow_private_urls,
-        ),
+        fetch=_fetch_policy(args),
         image_roots=args.image_root,
         model=args.model,
         batch_size=args.batch_size,
@@ -316,6 +355,43 @@ def _run_build(args: argparse.Namespace) -> int:
         raise FirsError("--master is for --engine spark")
     report = build_index(args.sources, args.out, options)
     print_summary(report, args.out)
+    return 0
+
+
+def _run_add(args: argparse.Namespace) -> int:
+    from .catalog.csv_reader import parse_column_map
+    from .pipeline.live_update import AddOptions, add_products
+
+    options = AddOptions(
+        fmt=args.format,
+        strict=args.strict,
+        columns=parse_column_map(args.columns),
+        fetch=_fetch_policy(args),
+        image_roots=args.image_root,
+        progress=not args.quiet,
+    )
+    if args.cache_dir:
+        options.cache_dir = args.cache_dir
+    report = add_products(args.index, args.sources, options)
+    print(
+        f"{args.index}: added {len(report.added)}, updated {len(report.updated)}, "
+        f"not added {len(report.failures)} of {report.read} read, in {report.seconds:.1f} s"
+    )
+    for product_id, reason in list(report.failures.items())[:10]:
+        print(f"  not added: {product_id}: {reason}")
+    for problem in report.problems[:10]:
+        print(f"  skipped: {problem}")
+    return 0
+
+
+def _run_remove(args: argparse.Namespace) -> int:
+    from .pipeline.live_update import remove_products
+
+    report = remove_products(args.index, args.ids)
+    print(f"{args.index}: removed {len(report.removed)}")
+    if report.unknown:
+        print(f"firs remove: not in the index: {', '.join(report.unknown)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -498,6 +574,8 @@ COMMANDS = {
     "train": _run_train,
     "search": _run_search,
     "eval": _run_eval,
+    "add": _run_add,
+    "remove": _run_remove,
     "serve": _run_serve,
     "demo": _run_demo,
 }

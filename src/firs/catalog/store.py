@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
-from ..files import open_sqlite_readonly
+from ..files import open_sqlite_readonly, open_sqlite_writable
 from ..search.filters import Condition
 from ..tagging.tagger import Tag
 from ..tagging.vocabulary import labels_in_text
@@ -48,6 +50,20 @@ CREATE TABLE tags (
 );
 CREATE VIRTUAL TABLE products_text USING fts5(title, brand, categories, tags, tokenize='porter unicode61');
 """
+# What `firs add`/`remove` change after the build (pipeline/live_update.py): the raw features
+# and picture labels of products added since (a shard row each, until `firs compact` writes
+# them into a shard), the ANN labels no product owns any more, and a generation counter that
+# readers poll to know the store changed.
+LIVE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_rows (
+    idx INTEGER PRIMARY KEY, id TEXT NOT NULL, note TEXT NOT NULL, labels TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_features (
+    idx INTEGER NOT NULL, name TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (idx, name)
+);
+CREATE TABLE IF NOT EXISTS hidden (idx INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS live_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
 # Columns a --where condition can name directly; any other field is looked up in metadata.
 _FIELD_COLUMNS = {"id": "id", "title": "title", "brand": "brand", "price": "price"}
 # Fields that also match the labels of the tagger (a product with no `colour` metadata may
@@ -58,6 +74,24 @@ _STOPWORDS = frozenset(
     ["a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"]
 )
 _COLUMNS = "id, idx, title, brand, categories, price, image_source, image_path, status, reason, metadata"
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    generation: int
+    hidden: np.ndarray  # ANN labels no product owns any more
+    labels: np.ndarray  # labels of the products added since the build, ascending
+    features: dict[str, np.ndarray]  # shard column -> (len(labels), dim) raw features, rows as `labels`
+    tags: list[tuple[str, int]]  # (label, ANN label) of the products added since the build
+
+
+@contextmanager
+def _read_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
 
 
 class ProductStore:
@@ -76,6 +110,124 @@ class ProductStore:
     @classmethod
     def open_readonly(cls, path: Path) -> ProductStore:
         return cls(open_sqlite_readonly(path, "products", "product store"))
+
+    @classmethod
+    def open_writable(cls, path: Path) -> ProductStore:
+        """A built store opened for `firs add`/`remove`: write-ahead logging, so that readers
+        (a running `firs serve`) are never blocked and see each change whole."""
+        db = open_sqlite_writable(path, "products", "product store")
+        db.executescript(LIVE_SCHEMA)
+        return cls(db)
+
+    # -- changes after the build ------------------------------------------------------------
+
+    def generation(self) -> int:
+        """How many changes `firs add`/`remove` made (0 for a store as built)."""
+        try:
+            row = self.db.execute("SELECT value FROM live_state WHERE key = 'generation'").fetchone()
+        except sqlite3.OperationalError:  # a store as built has no live tables
+            return 0
+        return int(row[0]) if row else 0
+
+    def live_snapshot(self) -> LiveSnapshot:
+        """The generation, hidden labels and added products' raw features, read in one transaction."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'live_state'").fetchone() is None:
+            return LiveSnapshot(0, np.zeros(0, np.int64), np.zeros(0, np.int64), {}, [])
+        with _read_transaction(self.db):
+            generation = self.generation()
+            hidden = np.array([r[0] for r in self.db.execute("SELECT idx FROM hidden ORDER BY idx")], np.int64)
+            labels = np.array([r[0] for r in self.db.execute("SELECT idx FROM live_rows ORDER BY idx")], np.int64)
+            features: dict[str, list[np.ndarray]] = {}
+            for name, blob in self.db.execute("SELECT name, vector FROM live_features ORDER BY name, idx"):
+                features.setdefault(name, []).append(np.frombuffer(blob, np.float32))
+            tags = self.db.execute("SELECT label, idx FROM tags WHERE idx IN (SELECT idx FROM live_rows)").fetchall()
+        stacked = {k: np.stack(v) for k, v in features.items()}
+        return LiveSnapshot(generation, hidden, labels, stacked, [(str(a), int(b)) for a, b in tags])
+
+    def _next_label(self) -> int:
+        row = self.db.execute(
+            "SELECT max(coalesce((SELECT max(idx) FROM products), -1), coalesce((SELECT max(idx) FROM hidden), -1))"
+        ).fetchone()
+        return int(row[0]) + 1
+
+    def _hide(self, label: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO hidden (idx) VALUES (?)", (label,))
+        for table in ("tags", "live_rows", "live_features"):
+            self.db.execute(f"DELETE FROM {table} WHERE idx = ?", (label,))
+        self.db.execute("DELETE FROM products_text WHERE rowid = ?", (label,))
+
+    def _bump(self) -> None:
+        self.db.execute(
+            "INSERT INTO live_state (key, value) VALUES ('generation', 1)"
+            " ON CONFLICT(key) DO UPDATE SET value = value + 1"
+        )
+
+    def add_live(
+        self,
+        products: Sequence[Product],
+        rows: Sequence[tuple[str, str, list[dict[str, object]]]],
+        features: dict[str, np.ndarray],
+        tags: Sequence[list[Tag]],
+    ) -> None:
+        """Products embedded after the build, in one transaction: each gets the next free ANN
+        label; a known id gives up its old label (hidden) for the new one."""
+        with self.db:
+            label = self._next_label()
+            for number, (product, (product_id, note, picture_labels), product_tags) in enumerate(
+                zip(products, rows, tags, strict=True)
+            ):
+                old = self.label_of(product_id)
+                if old is not None:
+                    self._hide(old)
+                self.db.execute(
+                    "INSERT INTO products (id, idx, title, brand, categories, price, image_source, status, origin,"
+                    " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                    " idx = excluded.idx, title = excluded.title, brand = excluded.brand,"
+                    " categories = excluded.categories, price = excluded.price, image_source = excluded.image_source,"
+                    " image_path = NULL, status = 'indexed', reason = NULL, origin = excluded.origin,"
+                    " metadata = excluded.metadata",
+                    (
+                        product.id,
+                        label,
+                        product.title,
+                        product.brand,
+                        json.dumps(product.categories),
+                        product.price,
+                        product.image,
+                        product.origin,
+                        json.dumps(product.metadata, ensure_ascii=False),
+                    ),
+                )
+                self.db.executemany(
+                    "INSERT INTO tags (idx, label, source, confidence) VALUES (?, ?, ?, ?)",
+                    [(label, t.label, t.source, t.confidence) for t in product_tags],
+                )
+                self.db.execute(
+                    "INSERT INTO products_text (rowid, title, brand, categories, tags) VALUES (?, ?, ?, ?, ?)",
+                    (label, product.title, product.brand, " ".join(product.categories), _label_words(product_tags)),
+                )
+                self.db.execute(
+                    "INSERT INTO live_rows (idx, id, note, labels) VALUES (?, ?, ?, ?)",
+                    (label, product_id, note, json.dumps(picture_labels)),
+                )
+                self.db.executemany(
+                    "INSERT INTO live_features (idx, name, vector) VALUES (?, ?, ?)",
+                    [(label, name, np.asarray(v[number], np.float32).tobytes()) for name, v in features.items()],
+                )
+                label += 1
+            self._bump()
+        self.__dict__.pop("fields", None)
+
+    def remove_live(self, ids: Sequence[str]) -> None:
+        """Products gone from the catalogue, in one transaction: labels hidden, rows deleted."""
+        with self.db:
+            for product_id in ids:
+                label = self.label_of(product_id)
+                if label is not None:
+                    self._hide(label)
+                self.db.execute("DELETE FROM products WHERE id = ?", (product_id,))
+            self._bump()
+        self.__dict__.pop("fields", None)
 
     def add(self, products: Iterable[Product], status: str = "read") -> None:
         with self.db:
@@ -218,15 +370,19 @@ class ProductStore:
         return self.db.execute("SELECT count(*) FROM products WHERE status = ?", (status,)).fetchone()[0]
 
     def by_labels(self, labels: Sequence[int]) -> list[dict[str, Any]]:
-        """Products for ANN labels, in the order given."""
+        """Products for ANN labels, in the order given (labels no product owns are left out)."""
+        found = self.records_by_label(labels)
+        return [found[int(label)] for label in labels if int(label) in found]
+
+    def records_by_label(self, labels: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Products for ANN labels, by label."""
         if not labels:
-            return []
+            return {}
         marks = ",".join("?" * len(labels))
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM products WHERE idx IN ({marks})", [int(x) for x in labels]
         ).fetchall()
-        found = {row["idx"]: _row_dict(row) for row in rows}
-        return [found[int(label)] for label in labels if int(label) in found]
+        return {row["idx"]: _row_dict(row) for row in rows}
 
     def get(self, product_id: str) -> dict[str, Any] | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM products WHERE id = ?", (product_id,)).fetchone()

@@ -128,6 +128,20 @@ class AnnIndex:
         scores, labels = self.index.search(queries, k, params=search)
         return labels.astype(np.int64), scores.astype(np.float32)
 
+    def query_excluding(self, queries: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As `query`, never answering the `excluded` labels (sorted int64; kept alive by the caller)."""
+        if not len(excluded):
+            return self.query(queries, k)
+        k = min(k, len(self) - len(excluded))
+        if k <= 0:
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+        batch = faiss.IDSelectorBatch(len(excluded), faiss.swig_ptr(excluded))
+        selector = faiss.IDSelectorNot(batch)
+        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), sel=selector)
+        scores, labels = self.index.search(queries, k, params=search)
+        scores[labels < 0] = -np.inf  # the walk found fewer than k others: those slots sort last
+        return labels.astype(np.int64), scores.astype(np.float32)
+
     def _query_allowed(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(allowed))
         if k == 0:

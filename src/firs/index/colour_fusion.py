@@ -12,8 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..vision.colour_signature import BINS, SIZE
+from .whitening import Whitening
 
 DEFAULT_WEIGHT = 0.4
+
+
+def catalogue_vectors(raw: np.ndarray, colours: np.ndarray | None, whitening: Whitening, weight: float) -> np.ndarray:
+    """A view's catalogue search vectors from raw features: whitened (or mapped by a model's
+    catalogue head), the colour signature beside them where the view weights it."""
+    vectors = whitening.apply(raw)
+    return vectors if colours is None or weight <= 0 else fuse(vectors, colours, weight)
 
 
 def fuse(embeddings: np.ndarray, signatures: np.ndarray, weight: float) -> np.ndarray:

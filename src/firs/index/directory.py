@@ -209,6 +209,31 @@ def atomic_index_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(displaced, ignore_errors=True)
 
 
+LIVE_FILES = (STORE, IMAGES)  # the files `firs add`/`remove` change in place
+
+
+def mark_live(folder: Path) -> None:
+    """Before the first change in place: the manifest stops vouching for the stores' bytes
+    (SQLite keeps them consistent from then on) and says since when the index is live. Written
+    to a temporary name and renamed, so a crash leaves the old manifest or the new one."""
+    manifest = read_manifest(folder)
+    if "live" in manifest:
+        return
+    manifest["live"] = {"since": datetime.now(UTC).isoformat(timespec="seconds"), "files": list(LIVE_FILES)}
+    manifest["files"] = {name: entry for name, entry in manifest["files"].items() if name not in LIVE_FILES}
+    temporary = folder / f".{MANIFEST}.{os.getpid()}"
+    with temporary.open("w") as handle:
+        handle.write(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, folder / MANIFEST)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     manifest = {"format_version": FORMAT_VERSION, **manifest, "files": checksums(folder)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
@@ -237,8 +262,13 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 def verify_files(folder: Path, manifest: dict[str, Any], names: list[str], full: bool = True) -> None:
     """Check that the named files exist with the recorded size (and checksum, if `full`)."""
     recorded = manifest.get("files", {})
+    live = set(manifest.get("live", {}).get("files", []))
     for name in names:
         path = folder / name
+        if name in live:  # changed in place by `firs add`/`remove`: SQLite vouches for it
+            if not path.is_file():
+                raise IndexFormatError(f"{path}: missing from the index")
+            continue
         entry = recorded.get(name)
         if entry is None:
             raise IndexFormatError(f"{folder}: manifest lists no file {name}")

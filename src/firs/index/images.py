@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..files import open_sqlite_readonly
+from ..files import open_sqlite_readonly, open_sqlite_writable
 
 DISPLAY_SIDE = 512  # the largest size the web page and the API offer
 QUALITY = 85
@@ -48,6 +48,14 @@ class ImageStore:
     @classmethod
     def open_readonly(cls, path: Path) -> ImageStore:
         return cls(open_sqlite_readonly(path, "images", "picture store"))
+
+    @classmethod
+    def open_writable(cls, path: Path) -> ImageStore:
+        """A built picture store opened for `firs add`/`remove` (write-ahead logging)."""
+        return cls(open_sqlite_writable(path, "images", "picture store"))
+
+    def delete(self, product_ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in product_ids])
 
     def put(self, product_id: str, jpeg: bytes) -> None:
         with Image.open(io.BytesIO(jpeg)) as image:

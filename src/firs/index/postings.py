@@ -58,6 +58,22 @@ class Postings:
     def counts(self) -> dict[str, int]:
         return {label: len(items) for label, items in self._lists.items()}
 
+    def changed(self, hidden: np.ndarray, added: Iterable[tuple[str, int]]) -> Postings:
+        """These postings less the `hidden` ANN labels, plus (label, ANN label) pairs added since."""
+        extra: dict[str, list[int]] = {}
+        for label, item in added:
+            extra.setdefault(label, []).append(int(item))
+        lists: dict[str, np.ndarray] = {}
+        for label in {*self._lists, *extra}:
+            items = self[label]
+            if len(hidden):
+                items = items[~np.isin(items, hidden)]
+            if label in extra:
+                items = np.union1d(items, np.array(extra[label], np.int64))
+            if len(items):
+                lists[label] = items
+        return Postings(lists)
+
     def union(self, labels: Iterable[str]) -> np.ndarray:
         lists = [self[label] for label in labels]
         return np.unique(np.concatenate(lists)) if lists else np.zeros(0, np.int64)

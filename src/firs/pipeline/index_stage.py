@@ -102,11 +102,17 @@ def index_views(
 
 
 def _search_vectors(shard_dir: Path, view: str, whitening: Whitening, colour_weight: float) -> Iterator[np.ndarray]:
-    """The view's search vectors, shard by shard: whitened, the colour signature beside them if weighted."""
+    """The view's search vectors, shard by shard."""
     colours = shards.iter_column(shard_dir, shards.colour_column(view)) if colour_weight > 0 else None
     for _, block in shards.iter_column(shard_dir, view):
-        vectors = whitening.apply(block)
-        yield vectors if colours is None else colour_fusion.fuse(vectors, next(colours)[1], colour_weight)
+        colour = None if colours is None else next(colours)[1]
+        yield colour_fusion.catalogue_vectors(block, colour, whitening, colour_weight)
+
+
+def tags_for(product: Product, picture_labels: list[dict[str, object]]) -> list[Tag]:
+    """A product's labels: its metadata's, and what its picture showed (a shard row's labels)."""
+    seen = [Tag(str(t["label"]), str(t["source"]), float(t["confidence"])) for t in picture_labels]  # type: ignore[arg-type]
+    return product_tags(product.title, product.categories, product.metadata, seen)
 
 
 def index_products(store: ProductStore, shard_dir: Path, products: Mapping[str, Product]) -> tuple[list[str], Postings]:
@@ -115,9 +121,7 @@ def index_products(store: ProductStore, shard_dir: Path, products: Mapping[str, 
     ids: list[str] = []
     tags: dict[int, list[Tag]] = {}
     for idx, (product_id, _, labels) in enumerate(shards.iter_rows(shard_dir)):
-        product = products[product_id]
-        seen = [Tag(str(t["label"]), str(t["source"]), float(t["confidence"])) for t in labels]  # type: ignore[arg-type]
-        tags[idx] = product_tags(product.title, product.categories, product.metadata, seen)
+        tags[idx] = tags_for(products[product_id], labels)
         ids.append(product_id)
     store.assign_labels(ids)
     store.add_tags(tags)

@@ -98,6 +98,11 @@ def reindex(index: Path, options: ReindexOptions | None = None) -> dict[str, Any
         raise CatalogError(f"--compress {options.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
     folder = Path(index).resolve()
     manifest = layout.read_manifest(folder)
+    if "live" in manifest:
+        raise IndexFormatError(
+            f"{folder}: products were added or removed in place since the build; "
+            "run `firs compact` first (it folds them into the shards), then reindex"
+        )
     kept = [name for name in manifest["files"] if name.split("/")[0] not in ("views", layout.MODEL_DIR)]
     layout.verify_files(folder, manifest, kept)
     _labels_follow_shards(folder)

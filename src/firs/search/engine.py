@@ -4,7 +4,7 @@ like this, each with optional filters."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,11 @@ from PIL import Image
 
 from ..catalog.store import ProductStore
 from ..errors import FirsError, IndexFormatError, QueryError
-from ..index import colour_fusion
+from ..index import colour_fusion, shards
 from ..index import directory as layout
 from ..index.ann import AnnIndex, HnswParams
 from ..index.images import ImageStore
+from ..index.live_ann import LiveAnn
 from ..index.model_dir import HEAD, TrainedModel
 from ..index.postings import Postings
 from ..index.whitening import Whitening
@@ -144,7 +145,7 @@ def spec_from_manifest(manifest: dict[str, Any], where: Path) -> EmbedderSpec:
 @dataclass
 class _View:
     whitening: Whitening  # maps catalogue features (and photos, unless `query` is set)
-    ann: AnnIndex
+    ann: LiveAnn  # the built graph with what `firs add`/`remove` changed since (index/live_ann.py)
     query: Whitening | None = None  # a trained model's query head
     colour_weight: float = 0.0  # the colour signature's share of the vectors (index/colour_fusion.py)
     tail: BackboneTail | None = None  # a trained model's tuned backbone blocks
@@ -220,7 +221,7 @@ class SearchEngine:
             query = info.get("whitening", {}).get("query")
             self.views[view] = _View(
                 _load_map(folder / layout.WHITENING),
-                AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params),
+                LiveAnn(AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params)),
                 _load_map(folder / query) if query else None,
                 _colour_weight(info, folder),
                 tuned if view == self.manifest.get("model", {}).get("view") else None,
@@ -229,8 +230,38 @@ class SearchEngine:
             self.embedder.warm(tuned)
         self.store = ProductStore.open_readonly(self.index_dir / layout.STORE)
         self.pictures = ImageStore.open_readonly(self.index_dir / layout.IMAGES)
-        self.postings = Postings.load(self.index_dir / layout.POSTINGS)
+        self._built_postings = Postings.load(self.index_dir / layout.POSTINGS)
+        self.postings = self._built_postings
+        self.generation = 0  # of the store's changes in place, as this engine last read them
+        self.refresh()
         self._localiser = localiser
+
+    def refresh(self) -> bool:
+        """Take in what `firs add`/`remove` changed in the store since this engine last looked:
+        added products' vectors beside each view's graph, removed ones hidden, the tag index
+        updated. True when anything changed; one small query when nothing did. Each view's
+        state and the tag index are replaced whole, so a search running meanwhile sees the old
+        or the new, never half of each (a product removed in between is left out of its answer)."""
+        if self.store.generation() == self.generation:
+            return False
+        reader = ProductStore.open_readonly(self.index_dir / layout.STORE)
+        try:
+            snapshot = reader.live_snapshot()
+        finally:
+            reader.close()
+        views = {}
+        for name, view in self.views.items():
+            raw, colours = snapshot.features.get(name), snapshot.features.get(shards.colour_column(name))
+            if raw is None:
+                views[name] = replace(view, ann=LiveAnn(view.ann.base, snapshot.hidden))
+                continue
+            vectors = colour_fusion.catalogue_vectors(raw, colours, view.whitening, view.colour_weight)
+            views[name] = replace(view, ann=LiveAnn(view.ann.base, snapshot.hidden, snapshot.labels, vectors))
+        self.postings = self._built_postings.changed(snapshot.hidden, snapshot.tags)
+        self.views = views
+        self.generation = snapshot.generation
+        self.store.__dict__.pop("fields", None)  # metadata keys of added products
+        return True
 
     def _tuned_tail(self) -> BackboneTail | None:
         """The index's model's tuned backbone blocks, if it has any."""
@@ -260,10 +291,13 @@ class SearchEngine:
 
     def products(self, labels: list[int], scores: list[float]) -> list[dict[str, Any]]:
         """Result records for ANN labels, in order, each with its score and labels."""
-        records = self.store.by_labels(labels)
+        records = self.store.records_by_label(labels)
         tags = self.store.tags_of(labels) if labels else {}
         out = []
-        for label, record, score in zip(labels, records, scores, strict=True):
+        for label, score in zip(labels, scores, strict=True):
+            record = records.get(label)
+            if record is None:  # removed by `firs remove` between the ANN's snapshot and now
+                continue
             names = [t["label"] for t in tags.get(label, [])]
             out.append({"id": record.pop("id"), "score": round(float(score), 4), **record, "labels": names})
             # Normalised fields every result has: the catalogue's own where it names them,
@@ -338,7 +372,7 @@ class SearchEngine:
         if label is None:
             raise QueryError(f"product {query.like!r} is not in this index (or has no usable image)")
         view = "fine" if "fine" in self.views else "simple"
-        vector = self.views[view].ann.index.reconstruct(int(label))
+        vector = self.views[view].ann.vector(int(label))
         if allowed is None:
             labels, scores = self.views[view].ann.query(vector, query.k + 1)
         else:

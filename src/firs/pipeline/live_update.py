@@ -1,0 +1,163 @@
+"""`firs add` and `firs remove`: change a built index in place, while it is being served.
+
+An add runs the embed stage on the new products (the same partition worker as the build,
+with the index's own network and model), then writes each product — its row, labels, text,
+raw features and picture — into the index's stores in one SQLite transaction: a product is
+wholly in or wholly out whatever instant the process dies. A known id is an update: its old
+ANN label is hidden and the new version gets a fresh label. A remove hides the labels and
+deletes the rows in one transaction. The built files (ANN graph, shards, whitening) are not
+touched; search overlays the changes (index/live_ann.py) and `firs compact` folds them in.
+
+One writer at a time (index/writer_lock.py). The whitening or learned model is the index's:
+features of added products are mapped by it, never refitted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..catalog.fetch import FetchPolicy
+from ..catalog.product import ReadProblem
+from ..catalog.sources import read_catalog
+from ..catalog.store import ProductStore
+from ..errors import CatalogError
+from ..index import directory as layout
+from ..index import shards
+from ..index.images import ImageStore
+from ..index.model_dir import TrainedModel
+from ..index.writer_lock import command_line, writer_lock
+from ..search.engine import spec_from_manifest
+from .index_stage import tags_for
+from .partition import EmbedJob, embed_partition, models_for, partition
+
+
+@dataclass
+class AddOptions:
+    fmt: str = "auto"
+    strict: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    image_roots: list[Path] = field(default_factory=list)
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class AddReport:
+    read: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # product id -> why it was not added
+    problems: list[ReadProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _work_dir(folder: Path) -> Path:
+    """A scratch folder for this add inside the index version; ones left by dead adds go."""
+    for old in folder.glob(".adding-*"):
+        pid = old.name.removeprefix(".adding-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    work = folder / f".adding-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def add_products(index: Path, sources: list[Path], options: AddOptions | None = None) -> AddReport:
+    options = options or AddOptions()
+    report = AddReport()
+    clock = time.perf_counter()
+    with writer_lock(index, command_line()):
+        folder = Path(index).resolve()
+        manifest = layout.read_manifest(folder)
+        products, problems = read_catalog(
+            sources, options.fmt, options.strict, options.columns, image_roots=options.image_roots
+        )
+        report.read, report.problems = len(products), problems.problems
+        if not products:
+            first = f": {problems.problems[0]}" if problems.problems else ""
+            raise CatalogError(f"no products could be read from {', '.join(map(str, sources))}{first}")
+        model = folder / layout.MODEL_DIR if "model" in manifest else None
+        job = EmbedJob(
+            embedder=spec_from_manifest(manifest, folder),
+            cache_dir=str(Path(options.cache_dir).absolute()),
+            fetch=options.fetch,
+            model=str(model) if model else None,
+            model_sha256=TrainedModel.digest(model) if model else None,
+            threads=options.threads,
+            network_dir=str(folder / layout.NETWORK) if layout.network_files(manifest) else None,
+        )
+        work = _work_dir(folder)
+        try:
+            [task] = partition([(p.id, p.image, tuple(p.categories)) for p in products], len(products))
+            part = embed_partition(job, task, str(work / "shards"), str(work / "pictures"), models_for(job))
+            report.failures = dict(part.failures)
+            if not shards.shard_paths(work / "shards"):
+                raise CatalogError(
+                    f"none of the {len(products)} products has a usable image; nothing was added "
+                    f"(first failure: {next(iter(report.failures.values()), 'none')})"
+                )
+            rows = list(shards.iter_rows(work / "shards"))
+            features = {
+                column: shards.read_column(work / "shards", column)[1]
+                for column in shards.columns(work / "shards")
+                if column not in (shards.ID, shards.NOTE, shards.LABELS)
+            }
+            layout.mark_live(folder)
+            pictures = ImageStore.open_writable(folder / layout.IMAGES)
+            for part_file in sorted((work / "pictures").glob("*.parquet")):
+                for product_id, jpeg in shards.read_pictures(part_file):
+                    pictures.put(product_id, jpeg)
+            pictures.commit()
+            pictures.close()
+            by_id = {p.id: p for p in products}
+            store = ProductStore.open_writable(folder / layout.STORE)
+            try:
+                known = {pid for pid, _, _ in rows if store.label_of(pid) is not None}
+                tags = [tags_for(by_id[pid], labels) for pid, _, labels in rows]
+                store.add_live([by_id[pid] for pid, _, _ in rows], rows, features, tags)
+            finally:
+                store.close()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    report.updated = [pid for pid, _, _ in rows if pid in known]
+    report.added = [pid for pid, _, _ in rows if pid not in known]
+    report.seconds = time.perf_counter() - clock
+    return report
+
+
+@dataclass
+class RemoveReport:
+    removed: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # ids the index does not hold (a typo, or removed before)
+
+
+def remove_products(index: Path, ids: list[str]) -> RemoveReport:
+    """Hide the products' labels and delete their rows in one transaction, then their pictures."""
+    report = RemoveReport()
+    with writer_lock(index, command_line()):
+        folder = Path(index).resolve()
+        layout.read_manifest(folder)
+        store = ProductStore.open_writable(folder / layout.STORE)
+        try:
+            wanted = list(dict.fromkeys(ids))
+            report.unknown = [pid for pid in wanted if store.get(pid) is None]
+            report.removed = [pid for pid in wanted if pid not in report.unknown]
+            if report.removed:
+                layout.mark_live(folder)
+                store.remove_live(report.removed)
+        finally:
+            store.close()
+        # After the store: a crash in between leaves pictures no product names, which the
+        # service never sends (it looks products up first) and `firs compact` drops.
+        pictures = ImageStore.open_writable(folder / layout.IMAGES)
+        pictures.delete(wanted)
+        pictures.commit()
+        pictures.close()
+    return report
