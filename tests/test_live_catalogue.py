@@ -15,6 +15,7 @@ from firs.errors import IndexFormatError, QueryError
 from firs.index import directory as layout
 from firs.index.writer_lock import IndexBusy, writer_lock
 from firs.pipeline.build import BuildOptions, build_index
+from firs.pipeline.compact import compact
 from firs.pipeline.live_update import AddOptions, AddReport, add_products, remove_products
 from firs.pipeline.reindex import ReindexOptions, reindex
 from firs.search.engine import Query, SearchEngine
@@ -47,6 +48,14 @@ def _row(garment_catalog: Path, source_id: str, new_id: str, **fields: str) -> d
 
 def _add(index: Path, source: Path, roots: list[Path]) -> AddReport:
     return add_products(index, [source], AddOptions(image_roots=roots, progress=False, cache_dir=source.parent / "c"))
+
+
+def _scored(engine: SearchEngine, photo: Path) -> list[tuple[float, frozenset[str]]]:
+    """An answer as groups of products of equal score, best first (the last group left out: the
+    cut at k may fall inside it)."""
+    results = engine.search(Query(image=photo, k=8)).results
+    scores = sorted({round(r["score"], 3) for r in results}, reverse=True)[:-1]
+    return [(s, frozenset(r["id"] for r in results if round(r["score"], 3) == s)) for s in scores]
 
 
 def _ids(engine: SearchEngine, **query: object) -> list[str]:
@@ -174,3 +183,56 @@ def test_vectors_of_added_products_follow_the_index_space(
     label = engine.store.label_of("fused-twin")
     original = engine.views["fine"].ann.vector(engine.store.label_of(first))
     assert np.abs(engine.views["fine"].ann.vector(label) - original).max() < 1e-3
+
+
+def assert_consistent(index: Path) -> SearchEngine:
+    """Store, graphs, added vectors, tag index and shards agree; each product wholly in or out."""
+    engine = SearchEngine(index)
+    store = engine.store
+    labelled = dict(store.db.execute("SELECT idx, id FROM products WHERE idx IS NOT NULL").fetchall())
+    ann = engine.views["simple"].ann
+    visible = (set(range(len(ann.base))) - set(ann.hidden.tolist())) | set(ann.labels.tolist())
+    assert set(labelled) == visible
+    assert len(engine) == len(labelled)
+    for view in engine.views.values():
+        assert len(view.ann) == len(labelled) and set(view.ann.labels.tolist()) == set(ann.labels.tolist())
+    base_ids = shards_ids(index)
+    for label, product_id in labelled.items():
+        if label < len(ann.base):
+            assert base_ids[label] == product_id
+    live = {label: pid for label, pid, _, _ in store.live_rows()}
+    assert all(labelled[label] == pid for label, pid in live.items())
+    for label in engine.postings.labels():
+        assert set(engine.postings[label].tolist()) <= visible
+    return engine
+
+
+def shards_ids(index: Path) -> list[str]:
+    from firs.index import shards
+
+    return shards.read_ids(index / layout.SHARDS)
+
+
+def test_compact_folds_the_changes_in(index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path) -> None:
+    engine = SearchEngine(index, embedder=embedder)
+    ids = engine.store.ids_by_label()
+    rows = [_row(garment_catalog, ids[0], "added-a"), _row(garment_catalog, ids[4], ids[1], title="Updated one")]
+    _add(index, _catalogue(rows, tmp_path), [garment_catalog.parent])
+    remove_products(index, [ids[2]])
+    photo = garment_catalog.parent / "img" / f"{ids[4]}.png"
+    engine.refresh()
+    before = _scored(engine, photo)
+    assert_consistent(index)
+
+    report = compact(index)
+    assert report is not None and (report.products, report.folded, report.dropped) == (len(ids), 2, 2)
+    after = assert_consistent(index)
+    manifest = layout.read_manifest(index)
+    assert "live" not in manifest and manifest["compacted"]["folded"] == 2
+    assert layout.STORE in manifest["files"]  # the manifest vouches for the stores again
+    assert not len(after.views["fine"].ann.hidden) and not len(after.views["fine"].ann.labels)
+    assert _scored(after, photo) == before  # the same answer (products of equal score in any order)
+    assert after.store.get("added-a") is not None and after.store.get(ids[2]) is None
+    assert after.store.get(ids[1])["title"] == "Updated one"
+    assert compact(index) is None  # nothing left to fold
+    reindex(index, ReindexOptions())  # a compacted index is a built index again

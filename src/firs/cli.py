@@ -124,6 +124,17 @@ def _add_add(sub: argparse._SubParsersAction) -> None:
     _add_sources(p)
 
 
+def _add_compact(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compact",
+        help="fold products added and removed in place into the index's files",
+        description="Write a new version of INDEX_DIR with the changes `firs add`/`remove` made in place folded "
+        "in: removed products' vectors dropped, added ones in the shards and the graph. The whitening or model "
+        "is kept. The new version replaces the old atomically; a running `firs serve` switches to it.",
+    )
+    p.add_argument("--index", required=True, type=Path, metavar="INDEX_DIR", help="an index written by `firs build`")
+
+
 def _add_remove(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "remove",
@@ -299,6 +310,7 @@ def parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_add(sub)
     _add_remove(sub)
+    _add_compact(sub)
     _add_reindex(sub)
     _add_train(sub)
     _add_search(sub)
@@ -392,6 +404,20 @@ def _run_remove(args: argparse.Namespace) -> int:
     if report.unknown:
         print(f"firs remove: not in the index: {', '.join(report.unknown)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_compact(args: argparse.Namespace) -> int:
+    from .pipeline.compact import compact
+
+    report = compact(args.index)
+    if report is None:
+        print(f"{args.index}: nothing to compact (no products were added or removed in place)")
+        return 0
+    print(
+        f"{args.index}: compacted in {report.seconds:.1f} s: {report.products} products, "
+        f"{report.folded} added in place folded in, {report.dropped} removed or replaced dropped"
+    )
     return 0
 
 
@@ -576,6 +602,7 @@ COMMANDS = {
     "eval": _run_eval,
     "add": _run_add,
     "remove": _run_remove,
+    "compact": _run_compact,
     "serve": _run_serve,
     "demo": _run_demo,
 }

@@ -131,7 +131,7 @@ class ProductStore:
 
     def live_snapshot(self) -> LiveSnapshot:
         """The generation, hidden labels and added products' raw features, read in one transaction."""
-        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'live_state'").fetchone() is None:
+        if not self._has_live_tables():
             return LiveSnapshot(0, np.zeros(0, np.int64), np.zeros(0, np.int64), {}, [])
         with _read_transaction(self.db):
             generation = self.generation()
@@ -143,6 +143,16 @@ class ProductStore:
             tags = self.db.execute("SELECT label, idx FROM tags WHERE idx IN (SELECT idx FROM live_rows)").fetchall()
         stacked = {k: np.stack(v) for k, v in features.items()}
         return LiveSnapshot(generation, hidden, labels, stacked, [(str(a), int(b)) for a, b in tags])
+
+    def live_rows(self) -> list[tuple[int, str, str, list[dict[str, object]]]]:
+        """(label, id, note, picture labels) of the products added since the build, by label."""
+        if not self._has_live_tables():
+            return []
+        rows = self.db.execute("SELECT idx, id, note, labels FROM live_rows ORDER BY idx").fetchall()
+        return [(int(idx), str(pid), str(note), json.loads(labels)) for idx, pid, note, labels in rows]
+
+    def _has_live_tables(self) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'live_state'").fetchone() is not None
 
     def _next_label(self) -> int:
         row = self.db.execute(

@@ -234,6 +234,16 @@ def mark_live(folder: Path) -> None:
         os.close(fd)
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """A file of one index version carried into the next unchanged: a hard link where the file
+    system allows (no bytes copied; versions never change a file in place), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     manifest = {"format_version": FORMAT_VERSION, **manifest, "files": checksums(folder)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")

@@ -119,6 +119,17 @@ def read_column(folder: Path, column: str) -> tuple[list[str], np.ndarray]:
     return ids, np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
 
 
+def row_count(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def filtered_copy(source: Path, target: Path, keep: np.ndarray) -> list[str]:
+    """The rows of one shard where `keep` is true, written whole to `target`; their ids."""
+    table = pq.read_table(source).filter(pa.array(np.asarray(keep, bool)))
+    _write_atomic(table, target)
+    return table.column(ID).to_pylist()
+
+
 def read_ids(folder: Path) -> list[str]:
     """Every row's product id, in shard order."""
     return [i for path in shard_paths(folder) for i in pq.read_table(path, columns=[ID]).column(ID).to_pylist()]

@@ -20,6 +20,7 @@ from ..index import colour_fusion, shards
 from ..index import directory as layout
 from ..index.ann import LARGE_CATALOGUE, HnswParams, storage_for
 from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
+from ..index.writer_lock import command_line, writer_lock
 from ..vision.compiled_net import PRECISION
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
@@ -181,7 +182,7 @@ def build_index(
     )
     size = -(-len(products) // _partition_count(options, len(products), engine))
     tasks = partition([(p.id, p.image, tuple(p.categories)) for p in products], size)
-    with layout.atomic_index_dir(out) as staging:
+    with writer_lock(out, command_line()), layout.atomic_index_dir(out) as staging:
         store = ProductStore.create(staging / layout.STORE)
         store.add(products)
         store.commit()

@@ -87,9 +87,7 @@ def index_views(
             }
         whitening.save(folder / layout.WHITENING)
         fuse = view == COLOUR_VIEW and shards.colour_column(view) in have and colour_weight > 0
-        weight = colour_weight if fuse else 0.0
-        blocks = functools.partial(_search_vectors, shard_dir, view, whitening, weight)
-        ann = AnnIndex.from_blocks(blocks, settings.hnsw)
+        ann = build_ann(shard_dir, view, whitening, colour_weight if fuse else 0.0, settings.hnsw)
         ann.save(folder / layout.ANN)
         views[view] = {
             "dim": ann.index.d,
@@ -99,6 +97,11 @@ def index_views(
             "catalog_processing": VIEW_PROCESSING[view],
         }
     return views
+
+
+def build_ann(shard_dir: Path, view: str, whitening: Whitening, colour_weight: float, hnsw: HnswParams) -> AnnIndex:
+    """A view's graph over the shards' products, labels in shard order, one shard in memory at a time."""
+    return AnnIndex.from_blocks(functools.partial(_search_vectors, shard_dir, view, whitening, colour_weight), hnsw)
 
 
 def _search_vectors(shard_dir: Path, view: str, whitening: Whitening, colour_weight: float) -> Iterator[np.ndarray]:

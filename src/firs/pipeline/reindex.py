@@ -8,8 +8,6 @@ atomically, like a build.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from ..index import directory as layout
 from ..index import shards
 from ..index.ann import COMPRESSIONS, HnswParams, storage_for
 from ..index.model_dir import TrainedModel
+from ..index.writer_lock import command_line, writer_lock
 from .build import copy_model, model_section
 from .index_stage import ViewSettings, index_views
 from .partition import load_model_for
@@ -34,14 +33,6 @@ class ReindexOptions:
     whitening_dim: int | None = None  # None: as the index had it
     colour_weight: float | None = None  # None: as the index had it
     compress: str | None = None  # None: as the index had it; else a key of COMPRESSIONS
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _labels_follow_shards(folder: Path) -> None:
@@ -96,7 +87,12 @@ def reindex(index: Path, options: ReindexOptions | None = None) -> dict[str, Any
     options = options or ReindexOptions()
     if options.compress is not None and options.compress not in COMPRESSIONS:
         raise CatalogError(f"--compress {options.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
-    folder = Path(index).resolve()
+    with writer_lock(index, command_line()):
+        return _reindex(Path(index), options)
+
+
+def _reindex(index: Path, options: ReindexOptions) -> dict[str, Any]:
+    folder = index.resolve()
     manifest = layout.read_manifest(folder)
     if "live" in manifest:
         raise IndexFormatError(
@@ -111,7 +107,7 @@ def reindex(index: Path, options: ReindexOptions | None = None) -> dict[str, Any
     clock = time.perf_counter()
     with layout.atomic_index_dir(Path(index)) as staging:
         for name in kept:
-            _link_or_copy(folder / name, staging / name)
+            layout.link_or_copy(folder / name, staging / name)
         model_source = options.model or (folder / layout.MODEL_DIR)
         if model is not None:
             copy_model(model_source, staging / layout.MODEL_DIR)
