@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +240,57 @@ def test_compact_folds_the_changes_in(index: Path, garment_catalog: Path, embedd
     assert after.store.get(ids[1])["title"] == "Updated one"
     assert compact(index) is None  # nothing left to fold
     reindex(index, ReindexOptions())  # a compacted index is a built index again
+
+
+def _run_killed(command: list[str], delay: float) -> int | None:
+    """Run a `firs` command, SIGKILL it after `delay` seconds; its exit status if it ended first."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firs.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        return process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+
+
+def test_kill_9_at_random_moments_leaves_a_consistent_index(index: Path, garment_catalog: Path, tmp_path: Path) -> None:
+    """add, remove and compact, each killed at random instants over its whole run: after every
+    kill the index opens and agrees with itself; running the command again finishes the work."""
+    ids = SearchEngine(index, verify=False).store.ids_by_label()
+    rows = [_row(garment_catalog, ids[n % len(ids)], f"crash-{n}") for n in range(10)]
+    rows += [_row(garment_catalog, ids[n + 10], ids[n], title=f"Updated {n}") for n in range(3)]
+    source = _catalogue(rows, tmp_path)
+    roots = ["--image-root", str(garment_catalog.parent), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    commands = {
+        "add": ["add", str(source), "--index", str(index), *roots],
+        "remove": ["remove", *[f"crash-{n}" for n in range(0, 10, 2)], ids[5], "--index", str(index)],
+        "compact": ["compact", "--index", str(index)],
+    }
+    rng = random.Random(0)
+    kills = 0
+    for name, command in commands.items():
+        start = time.perf_counter()
+        assert _run_killed(command, 120) in (0, 1), name  # once whole: how long it takes
+        took = time.perf_counter() - start
+        if name == "remove":  # put the removed products back, so that the kills have work to cut short
+            _run_killed(commands["add"], 120)
+        for _ in range(4):
+            status = _run_killed(command, rng.uniform(0.3, took))
+            kills += status is None
+            assert_consistent(index)
+        assert _run_killed(command, 120) in (0, 1), name  # again, to the end
+        engine = assert_consistent(index)
+        present = {f"crash-{n}" for n in range(10)} if name == "add" else set()
+        if name == "remove":
+            present = {f"crash-{n}" for n in range(1, 10, 2)}
+            assert engine.store.get(ids[5]) is None
+        for product_id in present:
+            assert engine.store.get(product_id) is not None, product_id
+        for n in range(3):
+            assert engine.store.get(ids[n])["title"] == f"Updated {n}"
+    assert kills >= 6  # most of the twelve runs were cut short, not finished before the kill
+    assert "live" not in layout.read_manifest(index)
+    assert list(layout.versions_dir(index).iterdir()) == [index.resolve()]  # killed compacts' folders gone
+    assert not list(index.resolve().glob(".adding-*"))
