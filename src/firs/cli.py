@@ -285,6 +285,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="repeatable: a Host name to answer besides the listening address and localhost",
     )
+    p.add_argument(
+        "--admin-key-file",
+        type=Path,
+        metavar="FILE",
+        help="turns on the admin API (add, remove, reload, compact) with the key in FILE (else $FIRS_ADMIN_KEY); "
+        "without a key those routes do not exist",
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -578,12 +585,14 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from .runtime import default_threads
+    from .service.admin import read_admin_key
     from .service.app import serve
 
     workers = default_threads() if args.workers is None else args.workers
     if workers < 1:
         raise FirsError(f"--workers must be at least 1, got {workers}")
-    serve(args.index, args.host, args.port, workers, args.allowed_host)
+    key = read_admin_key(args.admin_key_file, dict(os.environ))
+    serve(args.index, args.host, args.port, workers, args.allowed_host, key)
     return 0
 
 

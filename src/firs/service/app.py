@@ -9,10 +9,11 @@ image, 422 a bad parameter, 404 an unknown product, 503 busy (with Retry-After).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,9 @@ from ..search import engine as search
 from ..search.filters import PATTERN as WHERE_PATTERN
 from ..search.filters import parse_where
 from ..vision.decode import sniff_media_type
+from .admin import AdminError, add_admin_routes, add_disabled_admin_routes
 from .cache import LruCache, cache_key
+from .follow import INTERVAL_S, IndexFollower
 from .guards import BodyLimit, HostCheck
 from .pool import BoundedPool, Busy
 from .schema import ErrorBody, error_responses
@@ -54,6 +57,8 @@ class ServiceOptions:
     max_upload_bytes: int = 10 * 1024 * 1024
     retry_after_s: int = 1
     allowed_hosts: tuple[str, ...] = ("*",)  # Host headers answered (serve() narrows it)
+    follow_interval: float = INTERVAL_S  # seconds between looks at the index for changes; 0: never
+    admin_key: str | None = None  # the admin routes' bearer key; None: no admin routes (service/admin.py)
 
 
 class ApiError(Exception):
@@ -85,19 +90,31 @@ def _thumbnail(jpeg: bytes, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def create_app(engine: search.SearchEngine, options: ServiceOptions | None = None) -> FastAPI:
+def create_app(
+    engine: search.SearchEngine, options: ServiceOptions | None = None, follow: Path | None = None
+) -> FastAPI:
+    """The service over `engine`; `follow`: the index path to follow to new versions (serve's)."""
     options = options or ServiceOptions()
+    follower = IndexFollower(engine, follow, options.follow_interval)
+
+    def current() -> search.SearchEngine:
+        return follower.engine
+
     pool = BoundedPool(options.workers, options.queue, on_idle=release_memory)
     cache: LruCache[str, dict[str, Any]] = LruCache(options.cache_size)
-    thumbnails: LruCache[tuple[str, int], bytes] = LruCache(THUMBNAILS_KEPT)
+    thumbnails: LruCache[tuple[str, int], bytes] = LruCache(THUMBNAILS_KEPT)  # by picture tag
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Models loaded and first-call costs paid before the first client, in every worker
         # thread (torch sets up per-thread state on a thread's first inference: ~50 ms).
-        await asyncio.gather(*(pool.run(engine.warm_up) for _ in range(options.workers)))
+        await asyncio.gather(*(pool.run(current().warm_up) for _ in range(options.workers)))
+        if options.follow_interval > 0:
+            follower.start()
         yield
+        follower.stop()
+        stop_admin()
         pool.shutdown()
 
     app = FastAPI(
@@ -113,6 +130,10 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.error, exc.detail, exc.headers)
 
+    @app.exception_handler(AdminError)
+    async def _admin_error(_request: Request, exc: AdminError) -> JSONResponse:
+        return _error(exc.status, exc.error, None, exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
@@ -126,6 +147,11 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         # FastAPI answers a body it cannot parse (a broken multipart upload) with 400.
         return _error(exc.status_code, str(exc.detail), None, dict(exc.headers or {}))
 
+    stop_admin: Callable[[], None] = lambda: None  # noqa: E731
+    if options.admin_key and follow is not None:
+        stop_admin = add_admin_routes(app, follower, follow, options.admin_key)
+    else:
+        add_disabled_admin_routes(app)
     app.add_middleware(BodyLimit, limit=options.max_upload_bytes + 65536)
     if "*" not in options.allowed_hosts:
         app.add_middleware(HostCheck, allowed=options.allowed_hosts)
@@ -182,6 +208,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             )
         params = {"mode": mode, "top_k": top_k, "region": region, "all_items": all_items, "text": text}
         params["where"] = sorted(where or [])
+        params["index"] = follower.version  # an answer is never served from an older catalogue
         key = cache_key(data, params)
         cached = cache.get(key)
         if cached is not None:
@@ -195,7 +222,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
             all_items=all_items,
             where=conditions(where or []),
         )
-        answer = (await run(lambda: engine.search(query))).as_dict()
+        answer = (await run(lambda: current().search(query))).as_dict()
         answer["image_type"] = media
         cache.put(key, answer)
         return JSONResponse({**answer, "cached": False})
@@ -203,10 +230,10 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
     @app.post("/api/search/text", summary="Search by words", responses=error_responses(400, 422, 503))
     async def search_text(body: TextSearch) -> JSONResponse:
         query = search.Query(text=body.text, k=body.top_k, where=conditions(body.where))
-        return JSONResponse((await run(lambda: engine.search(query))).as_dict())
+        return JSONResponse((await run(lambda: current().search(query))).as_dict())
 
     def product_or_404(product_id: str) -> dict[str, Any]:
-        record = engine.store.get(product_id)
+        record = current().store.get(product_id)
         if record is None:
             raise ApiError(404, f"no product {product_id!r} in this index")
         return record
@@ -222,6 +249,7 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         response_class=Response,
     )
     async def product_image(
+        request: Request,
         product_id: str,
         size: Annotated[
             int | None, Query(description="128, 256 or 512 pixels", json_schema_extra={"enum": list(THUMBNAIL_SIDES)})
@@ -230,16 +258,21 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         if size is not None and size not in THUMBNAIL_SIDES:
             raise ApiError(422, f"bad parameter size: {size} (use {', '.join(map(str, THUMBNAIL_SIDES))})")
         product_or_404(product_id)
-        picture = engine.pictures.get(product_id)
+        picture = current().pictures.get(product_id)
         if picture is None:
             raise ApiError(404, f"product {product_id!r} has no picture in this index (its image failed at build)")
-        headers = {"Cache-Control": "public, max-age=86400"}
+        # A product's picture changes when `firs add` updates it: the tag names the bytes, and
+        # caches keep it a minute before asking again (304 when unchanged).
+        tag = f'"{hashlib.blake2b(picture, digest_size=12).hexdigest()}-{size or 0}"'
+        headers = {"Cache-Control": "public, max-age=60", "ETag": tag}
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers=headers)
         if size is None or size >= DISPLAY_SIDE:
             return Response(picture, media_type="image/jpeg", headers=headers)
-        data = thumbnails.get((product_id, size))
+        data = thumbnails.get((tag, size))
         if data is None:
             data = await run(lambda: _thumbnail(picture, size))
-            thumbnails.put((product_id, size), data)
+            thumbnails.put((tag, size), data)
         return Response(data, media_type="image/jpeg", headers=headers)
 
     @app.get(
@@ -255,36 +288,36 @@ def create_app(engine: search.SearchEngine, options: ServiceOptions | None = Non
         ] = None,
     ) -> JSONResponse:
         product_or_404(product_id)
-        if engine.store.label_of(product_id) is None:
+        if current().store.label_of(product_id) is None:
             raise ApiError(404, f"product {product_id!r} is not searchable (its image failed at build)")
         query = search.Query(like=product_id, k=top_k, where=conditions(where or []))
-        return JSONResponse((await run(lambda: engine.search(query))).as_dict())
+        return JSONResponse((await run(lambda: current().search(query))).as_dict())
 
     @app.get(
         "/api/products/{product_id:path}", summary="A product's metadata and labels", responses=error_responses(404)
     )
     async def product(product_id: str) -> JSONResponse:
         record = product_or_404(product_id)
-        label = engine.store.label_of(product_id)
-        tags = engine.store.tags_of([label]).get(label, []) if label is not None else []
+        label = current().store.label_of(product_id)
+        tags = current().store.tags_of([label]).get(label, []) if label is not None else []
         return JSONResponse({**record, "labels": tags})
 
     @app.get("/api/health", summary="Liveness")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "products": len(engine)}
+        return {"status": "ok", "products": len(current())}
 
     @app.get("/api/stats", summary="Catalogue size, index manifest, uptime, cache and pool")
     async def stats() -> dict[str, Any]:
         # No paths of this machine: the index's folder and catalogue files are the operator's business.
-        manifest = {key: value for key, value in engine.manifest.items() if key not in ("files", "sources")}
+        manifest = {key: value for key, value in current().manifest.items() if key not in ("files", "sources")}
         return {
-            "catalogue": {"indexed": len(engine), "products": engine.store.count()},
+            "catalogue": {"indexed": len(current()), "products": current().store.count()},
             "index": {"manifest": manifest},
             "uptime_s": round(time.time() - started, 1),
             "cache": cache.stats(),
             "pool": {"workers": pool.workers, "capacity": pool.capacity, "in_flight": pool.in_flight},
             "refused_busy": pool.refused,
-            "filters": sorted(engine.store.fields),
+            "filters": sorted(current().store.fields),
         }
 
     @app.get("/", include_in_schema=False)
@@ -303,7 +336,14 @@ def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([host, *LOCAL_HOSTS, *extra]))
 
 
-def serve(index_dir: Path, host: str, port: int, workers: int, extra_hosts: list[str] | None = None) -> None:
+def serve(
+    index_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    extra_hosts: list[str] | None = None,
+    admin_key: str | None = None,
+) -> None:
     import uvicorn
 
     from ..runtime import default_threads
@@ -311,7 +351,8 @@ def serve(index_dir: Path, host: str, port: int, workers: int, extra_hosts: list
     threads = max(1, default_threads() // workers)
     engine = search.SearchEngine(index_dir, threads=threads)
     hosts = allowed_hosts(host, extra_hosts or [])
-    app = create_app(engine, ServiceOptions(workers=workers, allowed_hosts=hosts))
+    options = ServiceOptions(workers=workers, allowed_hosts=hosts, admin_key=admin_key)
+    app = create_app(engine, options, follow=index_dir)
     print(f"FIRS serving {index_dir} ({len(engine)} products) on http://{host}:{port}/  (API docs: /docs)")
     if hosts == ("*",):
         print("answering any Host header; name this server's public names with --allowed-host to refuse others")
