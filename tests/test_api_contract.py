@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from firs.search.engine import SearchEngine
-from firs.service.app import create_app
+from firs.service.app import ServiceOptions, create_app
 from firs.vision.embedder import Embedder
 
 from .helpers import served
@@ -23,7 +23,11 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def test_schemathesis_finds_no_contract_violation(garment_index: Path, embedder: Embedder, tmp_path: Path) -> None:
-    with served(create_app(SearchEngine(garment_index, embedder))) as url:
+    # The admin API on, so that its routes are in the schema too; schemathesis has no key, and
+    # every admin call it makes must be refused as the schema says (tests/schemathesis.toml).
+    options = ServiceOptions(admin_key="contract-test-admin-key")
+    app = create_app(SearchEngine(garment_index, embedder), options, follow=garment_index)
+    with served(app) as url:
         command = [
             str(Path(sys.executable).with_name("st")),
             "--config-file",

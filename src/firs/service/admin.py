@@ -22,20 +22,23 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from ..errors import FirsError
 from ..index.writer_lock import IndexBusy
 from ..pipeline.compact import compact
 from ..pipeline.live_update import AddOptions, add_products, remove_products
 from .follow import IndexFollower
+from .schema import error_responses
 
 MAX_PRODUCTS = 1000  # per request
+SUB_RESOURCES = ("/image", "/similar")  # what the product routes put after an id
 MIN_KEY_LENGTH = 16
 _FIXED_FIELDS = ("id", "image", "title", "brand", "category", "price")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -108,22 +111,21 @@ async def _catalogue_from_form(request: Request, folder: Path) -> Path:
     return path
 
 
-ADMIN_ROUTES = (
-    ("POST", "/api/products"),
-    ("DELETE", "/api/products/{product_id:path}"),
-    ("POST", "/api/reload"),
-    ("POST", "/api/compact"),
-)
-
-
 def add_disabled_admin_routes(app: FastAPI) -> None:
-    """With no admin key the admin routes are off: 404, and a word on how to turn them on."""
+    """With no admin key the admin routes are off: 404 and a word on how to turn them on. Checked
+    before routing (no route is added), so the product routes' Allow headers stay as documented."""
 
-    async def off() -> None:
-        raise AdminError(404, "the admin API is off: start `firs serve` with --admin-key-file FILE or FIRS_ADMIN_KEY")
-
-    for method, path in ADMIN_ROUTES:
-        app.add_api_route(path, off, methods=[method], include_in_schema=False)
+    @app.middleware("http")
+    async def off(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path, method = request.url.path, request.method
+        if (method == "POST" and path in ("/api/products", "/api/reload", "/api/compact")) or (
+            method == "DELETE" and path.startswith("/api/products/") and not path.endswith(SUB_RESOURCES)
+        ):
+            return JSONResponse(
+                {"error": "the admin API is off: start `firs serve` with --admin-key-file FILE or FIRS_ADMIN_KEY"},
+                status_code=404,
+            )
+        return await call_next(request)
 
 
 def add_admin_routes(
@@ -154,7 +156,11 @@ def add_admin_routes(
         await asyncio.get_running_loop().run_in_executor(writer, follower.check)
         return result
 
-    @app.post("/api/products", summary="Add or update products (admin)", include_in_schema=True)
+    @app.post(
+        "/api/products",
+        summary="Add or update products (admin): a JSON list, or multipart `catalog` CSV + `images`",
+        responses=error_responses(400, 401, 403, 409, 413, 422),
+    )
     async def add(request: Request) -> dict[str, Any]:
         authorise(request)
         with tempfile.TemporaryDirectory(prefix="firs-admin-") as tmp:
@@ -183,8 +189,14 @@ def add_admin_routes(
             "index": follower.version,
         }
 
-    @app.delete("/api/products/{product_id:path}", summary="Remove a product (admin)")
+    @app.delete(
+        "/api/products/{product_id:path}",
+        summary="Remove a product (admin)",
+        responses=error_responses(401, 403, 404, 409, 422),
+    )
     async def remove(request: Request, product_id: str) -> dict[str, Any]:
+        if product_id.endswith(SUB_RESOURCES):  # /api/products/X/image is X's picture, as for GET
+            raise AdminError(405, "Method Not Allowed", {"Allow": "GET"})
         authorise(request)
         report = await write(lambda: remove_products(index, [product_id]))
         if report.unknown:
@@ -192,13 +204,17 @@ def add_admin_routes(
         log.info("admin removed %s", product_id)
         return {"removed": report.removed, "index": follower.version}
 
-    @app.post("/api/reload", summary="Follow the index now (admin)")
+    @app.post("/api/reload", summary="Follow the index now (admin)", responses=error_responses(401, 403))
     async def reload(request: Request) -> dict[str, Any]:
         authorise(request)
         changed = await asyncio.get_running_loop().run_in_executor(writer, follower.check)
         return {"changed": changed, "index": follower.version, "products": len(follower.engine)}
 
-    @app.post("/api/compact", summary="Fold changes made in place into a new index version (admin)")
+    @app.post(
+        "/api/compact",
+        summary="Fold changes made in place into a new index version (admin)",
+        responses=error_responses(401, 403, 409, 422),
+    )
     async def compact_index(request: Request) -> dict[str, Any]:
         authorise(request)
         report = await write(lambda: compact(index))

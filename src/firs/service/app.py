@@ -22,10 +22,12 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __version__
 from ..errors import ImageError, QueryError
@@ -143,9 +145,12 @@ def create_app(
         return _error(422, f"bad parameter {first['where']}: {first['problem']}", problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI answers a body it cannot parse (a broken multipart upload) with 400.
-        return _error(exc.status_code, str(exc.detail), None, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first route's methods; a path may have more
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return _error(exc.status_code, str(exc.detail), None, headers)
 
     stop_admin: Callable[[], None] = lambda: None  # noqa: E731
     if options.admin_key and follow is not None:
@@ -326,6 +331,18 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods answered at the request's path by its most specific routes (a product id may
+    hold '/', so `/api/products/{id}` also matches `/api/products/x/image`, which is the image's)."""
+    routes = [
+        route
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+    ]
+    longest = max((len(route.path) for route in routes), default=0)
+    return sorted({method for route in routes if len(route.path) == longest for method in route.methods})
 
 
 def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:

@@ -8,7 +8,10 @@ from pydantic import BaseModel
 
 _MEANINGS = {
     400: "the request body cannot be parsed (a broken multipart upload)",
+    401: "an admin route without `Authorization: Bearer KEY`",
+    403: "an admin route with the wrong key",
     404: "no such product in this index",
+    409: "another writer is changing the index; try again when it is done",
     413: "the upload is over the size limit",
     415: "the upload is not an image FIRS reads",
     422: "a bad parameter or an unusable image",
