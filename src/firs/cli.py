@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ from typing import Any
 
 from . import __version__
 from .errors import FirsError
+
+ADD_NICENESS = 10  # `firs add` yields the CPU to a `firs serve` answering searches on the same machine
 
 
 def _add_catalogue_reading(p: argparse.ArgumentParser) -> None:
@@ -391,6 +394,9 @@ def _run_add(args: argparse.Namespace) -> int:
     )
     if args.cache_dir:
         options.cache_dir = args.cache_dir
+    # Background work beside a live service: the searches on the same cores come first.
+    with contextlib.suppress(OSError):
+        os.nice(ADD_NICENESS)
     report = add_products(args.index, args.sources, options)
     print(
         f"{args.index}: added {len(report.added)}, updated {len(report.updated)}, "
