@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,3 +152,38 @@ def test_the_admin_key_comes_from_a_file_or_the_environment(tmp_path: Path) -> N
         read_admin_key(path, {})
     with pytest.raises(FirsError, match="cannot read it"):
         read_admin_key(tmp_path / "missing", {})
+
+
+def test_no_search_fails_while_the_index_changes_under_the_service(
+    index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Searches run without pause while products are added, removed and compacted away."""
+    ids = SearchEngine(index, verify=False).store.ids_by_label()
+    photo = transformed_copy(garment_catalog.parent / "img" / f"{ids[3]}.png", tmp_path / "q.jpg").read_bytes()
+    source = tmp_path / "add.csv"
+    source.write_bytes(
+        _csv([{"id": f"n{n}", "image": f"img/{ids[n]}.png", "title": "", "category": ""} for n in range(6)])
+    )
+    shutil.copytree(garment_catalog.parent / "img", tmp_path / "img")
+    statuses: list[int] = []
+    done = threading.Event()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with _client(index, embedder) as client:
+
+        def search_all_along() -> None:
+            while not done.is_set():
+                response = client.post("/api/search?top_k=5", files={"image": ("q.jpg", photo, "image/jpeg")})
+                statuses.append(response.status_code)
+
+        searcher = threading.Thread(target=search_all_along)
+        searcher.start()
+        try:
+            for _ in range(2):
+                add_products(index, [source], AddOptions(progress=False, cache_dir=tmp_path / "c"))
+                remove_products(index, ["n1", "n2"])
+                assert client.post("/api/compact", headers=auth).status_code == 200
+        finally:
+            done.set()
+            searcher.join()
+        assert len(statuses) >= 5 and set(statuses) == {200}
+        assert client.get("/api/health").json()["products"] == len(ids) + 4

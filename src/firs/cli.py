@@ -330,39 +330,44 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _fetch_policy(args: argparse.Namespace) -> Any:
+def _reading(args: argparse.Namespace) -> dict[str, Any]:
+    """The catalogue-reading options (`_add_sources`) as keyword arguments of BuildOptions/AddOptions."""
+    from .catalog.csv_reader import parse_column_map
     from .catalog.fetch import FetchPolicy
 
-    return FetchPolicy(
+    fetch = FetchPolicy(
         timeout=args.timeout,
         deadline=args.deadline,
         retries=args.retries,
         workers=args.workers,
         allow_private=args.allow_private_urls,
     )
+    reading: dict[str, Any] = {
+        "fmt": args.format,
+        "strict": args.strict,
+        "columns": parse_column_map(args.columns),
+        "fetch": fetch,
+        "image_roots": args.image_root,
+        "progress": not args.quiet,
+    }
+    if args.cache_dir:
+        reading["cache_dir"] = args.cache_dir
+    return reading
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .catalog.csv_reader import parse_column_map
     from .index.colour_fusion import check_weight
     from .pipeline.build import BuildOptions, build_index
     from .pipeline.summary import print_summary
 
     options = BuildOptions(
-        fmt=args.format,
-        strict=args.strict,
-        columns=parse_column_map(args.columns),
-        fetch=_fetch_policy(args),
-        image_roots=args.image_root,
+        **_reading(args),
         model=args.model,
         batch_size=args.batch_size,
-        progress=not args.quiet,
         engine=args.engine,
         master=args.master,
         partitions=args.partitions,
     )
-    if args.cache_dir:
-        options.cache_dir = args.cache_dir
     if args.whitening_dim is not None:
         if args.whitening_dim < 1:
             raise FirsError("--whitening-dim must be at least 1")
@@ -381,19 +386,9 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_add(args: argparse.Namespace) -> int:
-    from .catalog.csv_reader import parse_column_map
     from .pipeline.live_update import AddOptions, add_products
 
-    options = AddOptions(
-        fmt=args.format,
-        strict=args.strict,
-        columns=parse_column_map(args.columns),
-        fetch=_fetch_policy(args),
-        image_roots=args.image_root,
-        progress=not args.quiet,
-    )
-    if args.cache_dir:
-        options.cache_dir = args.cache_dir
+    options = AddOptions(**_reading(args))
     # Background work beside a live service: the searches on the same cores come first.
     with contextlib.suppress(OSError):
         os.nice(ADD_NICENESS)

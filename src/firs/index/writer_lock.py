@@ -3,11 +3,13 @@
 `firs add`, `remove`, `compact`, `reindex` and a `build` over an existing index take it for
 their whole run; a second writer is refused at once with who holds it. The lock is an
 `flock` on `.NAME.lock` next to the index link, so the kernel drops it when its holder dies
-(kill -9 included): there is never a stale lock to clear by hand. Readers never take it.
+(kill -9 included): there is never a stale lock to clear by hand (a killed holder leaves the
+empty file, which the next writer locks). Readers never take it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -29,26 +31,35 @@ def lock_path(target: Path) -> Path:
 
 @contextmanager
 def writer_lock(target: Path, what: str) -> Iterator[None]:
-    """Hold the index's writer lock while the block runs; IndexBusy names the holder."""
+    """Hold the index's writer lock while the block runs; IndexBusy names the holder. The lock
+    file is removed on release (nothing is left beside the index but after a kill -9)."""
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
             raise IndexBusy(
                 f"{target}: another writer is changing this index ({holder}); "
                 "wait for it to finish (one writer at a time), then run this again"
             ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder released and removed this file meanwhile: lock the new one
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}: {what}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
+        yield
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         os.close(fd)  # releases the lock
 
 

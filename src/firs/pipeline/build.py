@@ -35,22 +35,28 @@ PARTITION_SIZE = 1000  # products a partition: its features, pictures and labels
 
 
 @dataclass
-class BuildOptions:
+class CatalogueReading:
+    """How catalogue sources are read and their images fetched: `firs build` and `firs add`."""
+
     fmt: str = "auto"
     strict: bool = False
     columns: dict[str, str] = field(default_factory=dict)
     cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    image_roots: list[Path] = field(default_factory=list)  # folders local images may lie in, besides the catalogue's
+    progress: bool = True
+
+
+@dataclass
+class BuildOptions(CatalogueReading):
     embedder: EmbedderSpec = field(default_factory=EmbedderSpec)
     whitening_dim: int | None = None  # None: 1024, or LARGE_WHITENING_DIM for a large catalogue
     whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     hnsw: HnswParams = field(default_factory=HnswParams)
-    fetch: FetchPolicy = field(default_factory=FetchPolicy)
-    image_roots: list[Path] = field(default_factory=list)  # folders local images may lie in, besides the catalogue's
     model: Path | None = None  # a `firs train` model: the fine view's learned heads
     colour_weight: float = colour_fusion.DEFAULT_WEIGHT  # the fine view's colour signature; 0: none
     batch_size: int = 32
     threads: int | None = None
-    progress: bool = True
     engine: str = "local"  # where the embed stage runs: local | spark (pipeline/engines.py)
     master: str | None = None  # the Spark master (local[*] by default)
     partitions: int | None = None  # None: one per PARTITION_SIZE products

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..catalog.fetch import FetchPolicy
 from ..catalog.product import ReadProblem
 from ..catalog.sources import read_catalog
 from ..catalog.store import ProductStore
@@ -31,20 +30,14 @@ from ..index.images import ImageStore
 from ..index.model_dir import TrainedModel
 from ..index.writer_lock import command_line, writer_lock
 from ..search.engine import spec_from_manifest
+from .build import CatalogueReading
 from .index_stage import tags_for
 from .partition import EmbedJob, embed_partition, models_for, partition
 
 
 @dataclass
-class AddOptions:
-    fmt: str = "auto"
-    strict: bool = False
-    columns: dict[str, str] = field(default_factory=dict)
-    cache_dir: Path = Path.home() / ".cache" / "firs" / "images"
-    fetch: FetchPolicy = field(default_factory=FetchPolicy)
-    image_roots: list[Path] = field(default_factory=list)
+class AddOptions(CatalogueReading):
     threads: int | None = None
-    progress: bool = True
 
 
 @dataclass
