@@ -1,9 +1,10 @@
 """`firs add` and `firs remove`: change a built index in place, while it is being served.
 
-An add runs the embed stage on the new products (the same partition worker as the build,
-with the index's own network and model), then writes each product — its row, labels, text,
-raw features and picture — into the index's stores in one SQLite transaction: a product is
-wholly in or wholly out whatever instant the process dies. A known id is an update: its old
+An add runs the embed stage on the new products, partition by partition (the same worker as
+the build, with the index's own network and model), and writes each embedded partition's
+products — rows, labels, text, raw features, pictures — into the index's stores, the rows in
+one SQLite transaction: a product is wholly in or wholly out whatever instant the process
+dies, and a rerun finds the written ones known (updates, no duplicates). A known id is an update: its old
 ANN label is hidden and the new version gets a fresh label. A remove hides the labels and
 deletes the rows in one transaction. The built files (ANN graph, shards, whitening) are not
 touched; search overlays the changes (index/live_ann.py) and `firs compact` folds them in.
@@ -20,7 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..catalog.product import ReadProblem
+from tqdm import tqdm
+
+from ..catalog.product import Product, ReadProblem
 from ..catalog.sources import read_catalog
 from ..catalog.store import ProductStore
 from ..errors import CatalogError
@@ -30,7 +33,7 @@ from ..index.images import ImageStore
 from ..index.model_dir import TrainedModel
 from ..index.writer_lock import command_line, writer_lock
 from ..search.engine import spec_from_manifest
-from .build import CatalogueReading
+from .build import PARTITION_SIZE, CatalogueReading
 from .index_stage import tags_for
 from .partition import EmbedJob, embed_partition, models_for, partition
 
@@ -87,42 +90,56 @@ def add_products(index: Path, sources: list[Path], options: AddOptions | None = 
             network_dir=str(folder / layout.NETWORK) if layout.network_files(manifest) else None,
         )
         work = _work_dir(folder)
+        by_id = {p.id: p for p in products}
+        tasks = partition([(p.id, p.image, tuple(p.categories)) for p in products], PARTITION_SIZE)
         try:
-            [task] = partition([(p.id, p.image, tuple(p.categories)) for p in products], len(products))
-            part = embed_partition(job, task, str(work / "shards"), str(work / "pictures"), models_for(job))
-            report.failures = dict(part.failures)
-            if not shards.shard_paths(work / "shards"):
-                raise CatalogError(
-                    f"none of the {len(products)} products has a usable image; nothing was added "
-                    f"(first failure: {next(iter(report.failures.values()), 'none')})"
-                )
-            rows = list(shards.iter_rows(work / "shards"))
-            features = {
-                column: shards.read_column(work / "shards", column)[1]
-                for column in shards.columns(work / "shards")
-                if column not in (shards.ID, shards.NOTE, shards.LABELS)
-            }
-            layout.mark_live(folder)
-            pictures = ImageStore.open_writable(folder / layout.IMAGES)
-            for part_file in sorted((work / "pictures").glob("*.parquet")):
-                for product_id, jpeg in shards.read_pictures(part_file):
-                    pictures.put(product_id, jpeg)
-            pictures.commit()
-            pictures.close()
-            by_id = {p.id: p for p in products}
-            store = ProductStore.open_writable(folder / layout.STORE)
-            try:
-                known = {pid for pid, _, _ in rows if store.label_of(pid) is not None}
-                tags = [tags_for(by_id[pid], labels) for pid, _, labels in rows]
-                store.add_live([by_id[pid] for pid, _, _ in rows], rows, features, tags)
-            finally:
-                store.close()
+            with tqdm(total=len(products), desc="embed images", unit="img", disable=not options.progress) as bar:
+                for task in tasks:  # one partition in memory at a time, each written when embedded
+                    part = embed_partition(
+                        job, task, str(work / "shards"), str(work / "pictures"), models_for(job), bar
+                    )
+                    report.failures.update(part.failures)
+                    _write(folder, work, by_id, report)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    report.updated = [pid for pid, _, _ in rows if pid in known]
-    report.added = [pid for pid, _, _ in rows if pid not in known]
+    if not report.added and not report.updated:
+        raise CatalogError(
+            f"none of the {len(products)} products has a usable image; nothing was added "
+            f"(first failure: {next(iter(report.failures.values()), 'none')})"
+        )
     report.seconds = time.perf_counter() - clock
     return report
+
+
+def _write(folder: Path, work: Path, products: dict[str, Product], report: AddReport) -> None:
+    """One embedded partition into the index: pictures first (by id: a rerun overwrites), then
+    every product's rows in one transaction; the scratch shards are emptied for the next."""
+    shard_dir = work / "shards"
+    if shards.shard_paths(shard_dir):
+        rows = list(shards.iter_rows(shard_dir))
+        features = {
+            column: shards.read_column(shard_dir, column)[1]
+            for column in shards.columns(shard_dir)
+            if column not in (shards.ID, shards.NOTE, shards.LABELS)
+        }
+        layout.mark_live(folder)
+        pictures = ImageStore.open_writable(folder / layout.IMAGES)
+        for part_file in sorted((work / "pictures").glob("*.parquet")):
+            for product_id, jpeg in shards.read_pictures(part_file):
+                pictures.put(product_id, jpeg)
+        pictures.commit()
+        pictures.close()
+        store = ProductStore.open_writable(folder / layout.STORE)
+        try:
+            known = {pid for pid, _, _ in rows if store.label_of(pid) is not None}
+            tags = [tags_for(products[pid], labels) for pid, _, labels in rows]
+            store.add_live([products[pid] for pid, _, _ in rows], rows, features, tags)
+        finally:
+            store.close()
+        report.updated += [pid for pid, _, _ in rows if pid in known]
+        report.added += [pid for pid, _, _ in rows if pid not in known]
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    shutil.rmtree(work / "pictures", ignore_errors=True)
 
 
 @dataclass

@@ -33,6 +33,7 @@ class ReindexOptions:
     whitening_dim: int | None = None  # None: as the index had it
     colour_weight: float | None = None  # None: as the index had it
     compress: str | None = None  # None: as the index had it; else a key of COMPRESSIONS
+    whitening_shrink: float | None = None  # None: the build's rule (index/whitening.auto_shrink)
 
 
 def _labels_follow_shards(folder: Path) -> None:
@@ -78,6 +79,7 @@ def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings
     return ViewSettings(
         whitening_dim=options.whitening_dim or (pca[0] if pca else 1024),
         colour_weight=weight if options.colour_weight is None else options.colour_weight,
+        whitening_shrink=options.whitening_shrink,
         hnsw=HnswParams(ann["m"], ann["ef_construction"], ann["ef_search"], storage),
     )
 
