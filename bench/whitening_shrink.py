@@ -29,7 +29,8 @@ def main() -> None:
     firs = Path(sys.executable).parent / "firs"
     with tempfile.TemporaryDirectory(prefix="firs-shrink-") as tmp:
         for shrink in args.shrink:
-            copy = Path(tmp) / f"index-{shrink}"
+            folder = Path(tmp) / f"shrink-{shrink}"  # the index, and the versions reindex makes beside it
+            copy = folder / "index"
             shutil.copytree(args.index.resolve(), copy)
             reindex(copy, ReindexOptions(whitening_shrink=shrink))
             dims = {v: e["whitening"]["dim"] for v, e in layout.read_manifest(copy)["views"].items()}
@@ -37,7 +38,7 @@ def main() -> None:
                 command = [str(firs), "eval", "--index", str(copy), "--queries", str(queries), "--mode", args.mode]
                 done = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True)
                 print(f"shrink {shrink} {dims} {queries.parent.name}/{queries.name}: {done.stdout.strip()}", flush=True)
-            shutil.rmtree(copy)
+            shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -123,3 +125,26 @@ def test_an_index_carries_its_network_checked_like_every_file(
     piece.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match="checksum"):
         SearchEngine(copy, embedder=embedder)
+
+
+def test_a_fresh_process_runs_pieces_from_two_threads_at_once(tmp_path: Path) -> None:
+    """Two threads making their first forward at the same instant must not deadlock (OpenVINO's
+    bindings set up NumPy access lazily; the pieces do it when compiled, in one thread)."""
+    script = tmp_path / "two_threads.py"
+    script.write_text(
+        "import threading\n"
+        "import numpy as np\n"
+        "from firs.vision.embedder import Embedder\n"
+        "embedder = Embedder(threads=1)\n"
+        "embedder.warm()\n"
+        "start = threading.Barrier(2)\n"
+        "def run():\n"
+        "    start.wait()\n"
+        "    embedder.forward(np.zeros((1, 3, 224, 224), np.float32))\n"
+        "threads = [threading.Thread(target=run) for _ in range(2)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The `firs` command: build, train, search, eval, serve, demo."""
+"""The `firs` command: build, add, remove, compact, reindex, train, search, eval, serve, demo."""
 
 from __future__ import annotations
 

@@ -149,25 +149,31 @@ class RemoveReport:
 
 
 def remove_products(index: Path, ids: list[str]) -> RemoveReport:
-    """Hide the products' labels and delete their rows in one transaction, then their pictures."""
+    """Hide the products' labels and delete their rows in one transaction, then their pictures.
+    Ids the index does not hold change nothing (the stores stay as built until a real change)."""
     report = RemoveReport()
     with writer_lock(index, command_line()):
         folder = Path(index).resolve()
         layout.read_manifest(folder)
-        store = ProductStore.open_writable(folder / layout.STORE)
+        wanted = list(dict.fromkeys(ids))
+        store = ProductStore.open_readonly(folder / layout.STORE)
         try:
-            wanted = list(dict.fromkeys(ids))
             report.unknown = [pid for pid in wanted if store.get(pid) is None]
-            report.removed = [pid for pid in wanted if pid not in report.unknown]
-            if report.removed:
-                layout.mark_live(folder)
-                store.remove_live(report.removed)
         finally:
             store.close()
-        # After the store: a crash in between leaves pictures no product names, which the
-        # service never sends (it looks products up first) and `firs compact` drops.
-        pictures = ImageStore.open_writable(folder / layout.IMAGES)
-        pictures.delete(wanted)
-        pictures.commit()
-        pictures.close()
+        report.removed = [pid for pid in wanted if pid not in report.unknown]
+        if report.removed:
+            layout.mark_live(folder)
+            store = ProductStore.open_writable(folder / layout.STORE)
+            try:
+                store.remove_live(report.removed)
+            finally:
+                store.close()
+        if "live" in layout.read_manifest(folder):
+            # After the store: a crash in between leaves pictures no product names, which the
+            # service never sends (it looks products up first) and a rerun or `firs compact` drops.
+            pictures = ImageStore.open_writable(folder / layout.IMAGES)
+            pictures.delete(wanted)
+            pictures.commit()
+            pictures.close()
     return report

@@ -128,6 +128,19 @@ def add_disabled_admin_routes(app: FastAPI) -> None:
         return await call_next(request)
 
 
+def _client_words(message: str, upload: Path | None) -> str:
+    """An error of `firs add` as an API client should read it: an image path that is not one of
+    the uploaded pictures is named as such, and this machine's scratch folder is not shown."""
+    if upload is None:
+        return message
+    message = re.sub(
+        r"image path (\S+) is outside the catalogue's folder .*?\(allow other folders with --image-root DIR\)",
+        r"image \1 is neither an uploaded picture (multipart field 'images') nor an http(s) URL",
+        message,
+    )
+    return message.replace(f"{upload}/", "").replace(str(upload), "the upload")
+
+
 def add_admin_routes(
     app: FastAPI, follower: IndexFollower, index: Path, key: str, options: AddOptions | None = None
 ) -> Callable[[], None]:
@@ -146,13 +159,13 @@ def add_admin_routes(
             log.warning("admin %s %s refused: wrong key (from %s)", request.method, request.url.path, client)
             raise AdminError(403, "the admin key is wrong")
 
-    async def write(fn: Callable[[], Any]) -> Any:
+    async def write(fn: Callable[[], Any], upload: Path | None = None) -> Any:
         try:
             result = await asyncio.get_running_loop().run_in_executor(writer, fn)
         except IndexBusy as exc:
             raise AdminError(409, str(exc)) from None
-        except FirsError as exc:
-            raise AdminError(422, str(exc)) from None
+        except FirsError as exc:  # in the client's words: its upload, not this machine's folders
+            raise AdminError(422, _client_words(str(exc), upload)) from None
         await asyncio.get_running_loop().run_in_executor(writer, follower.check)
         return result
 
@@ -178,7 +191,7 @@ def add_admin_routes(
             add_options = AddOptions(
                 fetch=base.fetch, cache_dir=base.cache_dir, image_roots=[folder], progress=False, threads=base.threads
             )
-            report = await write(lambda: add_products(index, [catalogue], add_options))
+            report = await write(lambda: add_products(index, [catalogue], add_options), folder)
         log.info("admin added %d, updated %d products", len(report.added), len(report.updated))
         return {
             "added": report.added,

@@ -365,6 +365,11 @@ def serve(
 
     from ..runtime import default_threads
 
+    # The service's own lines (admin actions, refused keys, index switches) beside uvicorn's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logging.getLogger("firs").addHandler(handler)
+    logging.getLogger("firs").setLevel(logging.INFO)
     threads = max(1, default_threads() // workers)
     engine = search.SearchEngine(index_dir, threads=threads)
     hosts = allowed_hosts(host, extra_hosts or [])

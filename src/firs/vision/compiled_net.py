@@ -57,6 +57,11 @@ class CompiledPiece:
         self.model = model
         self._compiled = ov.Core().compile_model(model, "CPU", config)
         self._local = threading.local()
+        # One inference now, in the thread that compiles: OpenVINO's bindings set up their NumPy
+        # access lazily, and two threads doing that at once deadlock (seen: `firs serve` with two
+        # workers hung at start-up, both in their first infer). It also pays the first-call cost.
+        shape = [1 if size.is_dynamic else size.get_length() for size in self._compiled.input(0).get_partial_shape()]
+        self(np.zeros(shape, np.float32))
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         request = getattr(self._local, "request", None)
