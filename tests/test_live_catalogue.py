@@ -18,7 +18,6 @@ from firs.cli import main
 from firs.errors import IndexFormatError, QueryError
 from firs.index import directory as layout
 from firs.index.writer_lock import IndexBusy, writer_lock
-from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.compact import compact
 from firs.pipeline.live_update import AddOptions, AddReport, add_products, remove_products
 from firs.pipeline.reindex import ReindexOptions, reindex
@@ -174,11 +173,10 @@ def test_an_add_of_only_unusable_images_changes_nothing(index: Path, tmp_path: P
 
 
 def test_vectors_of_added_products_follow_the_index_space(
-    garment_catalog: Path, embedder: Embedder, tmp_path: Path
+    index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     """A fine view with the colour signature fused: added vectors are fused the same way."""
-    out = tmp_path / "fused"
-    build_index([garment_catalog], out, BuildOptions(progress=False, cache_dir=tmp_path / "cache"), embedder)
+    out = index
     engine = SearchEngine(out, embedder=embedder)
     assert engine.views["fine"].colour_weight > 0
     first = engine.store.ids_by_label()[0]
