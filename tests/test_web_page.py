@@ -122,7 +122,7 @@ def test_not_an_image_is_reported(page: Page, tmp_path: Path) -> None:
     page.set_input_files("#file", str(fake))
     error = page.locator("#error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("not an image")
+    expect(error).to_contain_text("not a photo we can read")
     _shot(page, "error-not-an-image")
 
 
@@ -160,3 +160,48 @@ def test_a_big_phone_photo_gets_its_box_on_the_person(page: Page, tmp_path: Path
     assert 300 < x + width / 2 < 2400 and 1200 < y + height / 2 < 2900, (x, y, width, height)
     assert width > 800 and y + height <= 4032
     _shot(page, "phone-photo-exif")
+
+
+def test_a_newer_photo_wins_over_a_slower_older_answer(page: Page, person_photo: Path, garment_catalog: Path) -> None:
+    """Two photos chosen in quick succession: the first one's answer comes last (held back
+    here), and must not replace the second's; the page is not idle until the newest is shown."""
+    held: list = []
+
+    def hold_first(route) -> None:  # type: ignore[no-untyped-def]
+        if not held:
+            held.append(route)  # answered later, after the second search's answer
+        else:
+            route.continue_()
+
+    page.route("**/api/search?*", hold_first)
+    garment = garment_catalog.parent / "img" / "skirt-black-solid.png"
+    page.set_input_files("#file", str(person_photo))
+    page.wait_for_timeout(200)
+    page.set_input_files("#file", str(garment))
+    expect(page.locator("#results .card").first.locator(".title")).to_have_text("Black skirt")
+    held[0].continue_()
+    page.wait_for_timeout(1500)
+    expect(page.locator("#results .card").first.locator(".title")).to_have_text("Black skirt")
+    expect(page.locator("body")).not_to_have_class("busy")
+
+
+def test_an_error_clears_the_old_results_and_offers_to_try_again(page: Page, person_photo: Path) -> None:
+    page.set_input_files("#file", str(person_photo))
+    expect(page.locator("#results .card")).to_have_count(24)
+    failures = {"left": 1}
+
+    def busy_once(route) -> None:  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "busy", "detail": None})
+        else:
+            route.continue_()
+
+    page.route("**/api/search?*", busy_once)
+    page.set_input_files("#file", str(person_photo))  # the same file again: it must search again
+    expect(page.locator("#error")).to_contain_text("The search is busy right now. Try again in 1 seconds.")
+    expect(page.locator("#results .card")).to_have_count(0)
+    expect(page.locator("body")).not_to_have_class("busy")
+    page.locator("#error button.again").click()
+    expect(page.locator("#results .card")).to_have_count(24)
+    expect(page.locator("#error")).to_be_hidden()

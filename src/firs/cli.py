@@ -648,5 +648,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The `firs` executable: main(), and after an interrupt an exit that nothing can delay or
+    turn into another status (seen once: a build stopped by SIGTERM printed "interrupted", then
+    ended by SIGINT instead of 130 while the interpreter shut its threads down)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

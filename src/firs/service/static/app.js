@@ -3,7 +3,9 @@
 // The FIRS page: one photo (or words) in, a grid of matching products out.
 const TOP_K = 24;
 const $ = (id) => document.getElementById(id);
-const state = { photo: null, answer: null, active: 0 };
+const LONG_SIDE = 1600; // photos are shrunk to this before upload: a phone's 12 MP is mostly wasted bytes
+// `search` counts requests: only the newest one's answer, error or end of waiting is shown.
+const state = { photo: null, answer: null, active: 0, search: 0, inFlight: null };
 
 function mode() {
   return document.querySelector('input[name="mode"]:checked').value;
@@ -23,50 +25,106 @@ function filters() {
   return where;
 }
 
-function showError(message) {
+function showError(message, retry) {
   const box = $("error");
   box.textContent = message;
+  if (retry) {
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "again";
+    again.textContent = "Try again";
+    again.addEventListener("click", retry);
+    box.append(" ", again);
+  }
   box.hidden = !message;
 }
 
+// What an API error means to a shopper, by status; the server's own words for the rest.
+function plainWords(status, body, wait) {
+  if (status === 413) return "This photo is too large to search. Try a smaller one.";
+  if (status === 415) return "This file is not a photo we can read. Try a JPEG or PNG picture.";
+  if (status === 503) return `The search is busy right now. Try again${wait ? ` in ${wait} seconds` : " in a moment"}.`;
+  return (body && body.error) || `The search failed (error ${status}). Try again.`;
+}
+
 async function call(url, options) {
-  const response = await fetch(url, options);
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw Object.assign(new Error("The search could not reach the server. Check your connection."), { transient: true });
+  }
   let body = null;
   try {
     body = await response.json();
   } catch (_) {
-    body = { error: `the server answered ${response.status} without JSON` };
+    body = null;
   }
   if (!response.ok) {
-    const wait = response.headers.get("Retry-After");
-    throw new Error((body && body.error) || `error ${response.status}` + (wait ? ` (try again in ${wait} s)` : ""));
+    const message = plainWords(response.status, body, response.headers.get("Retry-After"));
+    throw Object.assign(new Error(message), { transient: response.status >= 500 });
   }
   return body;
 }
 
+// Runs one search; a newer one cancels it (its answer or error is never shown).
 async function run(task) {
+  const ticket = ++state.search;
+  if (state.inFlight) state.inFlight.abort();
+  const controller = new AbortController();
+  state.inFlight = controller;
   showError("");
   document.body.classList.add("busy");
   try {
-    await task();
+    await task(controller.signal, () => ticket === state.search);
   } catch (error) {
-    showError(error.message);
+    if (ticket !== state.search || error.name === "AbortError") return;
+    state.answer = null; // no results of an earlier search under this error
+    $("results").replaceChildren();
+    $("regions").replaceChildren();
+    setStatus("");
+    showError(error.message, error.transient ? () => run(task) : null); // retrying a bad photo would not help
   } finally {
-    document.body.classList.remove("busy");
+    if (ticket === state.search) {
+      document.body.classList.remove("busy");
+      state.inFlight = null;
+    }
+  }
+}
+
+// A photo shrunk so its long side is at most LONG_SIDE, as JPEG; the file itself when it is
+// small already or the browser cannot decode it (the server then says what is wrong).
+async function shrunk(file) {
+  try {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = LONG_SIDE / Math.max(bitmap.width, bitmap.height);
+    if (scale >= 1 && file.size < 2_000_000) return file;
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * Math.min(1, scale));
+    canvas.height = Math.round(bitmap.height * Math.min(1, scale));
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+    return blob || file;
+  } catch (_) {
+    return file;
   }
 }
 
 function searchPhoto() {
-  return run(async () => {
+  return run(async (signal, current) => {
     const params = new URLSearchParams({ mode: mode(), top_k: TOP_K });
     if (mode() !== "simple") params.set("all_items", "true");
     const text = $("text").value.trim();
     if (text) params.set("text", text);
     for (const condition of filters()) params.append("where", condition);
-    const form = new FormData();
-    form.append("image", state.photo, state.photo.name || "photo");
     setStatus("Searching…");
-    const answer = await call(`/api/search?${params}`, { method: "POST", body: form });
+    const photo = await shrunk(state.photo);
+    if (!current()) return;
+    const form = new FormData();
+    form.append("image", photo, state.photo.name || "photo.jpg");
+    const answer = await call(`/api/search?${params}`, { method: "POST", body: form, signal });
+    if (!current()) return;
     state.answer = answer;
     state.active = 0;
     drawRegions();
@@ -80,12 +138,14 @@ function searchWords() {
     showError("Choose a photo, or type some words to search for.");
     return Promise.resolve();
   }
-  return run(async () => {
+  return run(async (signal, current) => {
     const answer = await call("/api/search/text", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ text, top_k: TOP_K, where: filters() }),
+      signal,
     });
+    if (!current()) return;
     state.answer = answer;
     state.active = 0;
     drawRegions();
@@ -94,10 +154,11 @@ function searchWords() {
 }
 
 function moreLike(product) {
-  return run(async () => {
+  return run(async (signal, current) => {
     const params = new URLSearchParams({ top_k: TOP_K });
     for (const condition of filters()) params.append("where", condition);
-    const answer = await call(`/api/products/${encodeURIComponent(product.id)}/similar?${params}`);
+    const answer = await call(`/api/products/${encodeURIComponent(product.id)}/similar?${params}`, { signal });
+    if (!current()) return;
     answer.like_title = product.title || product.id;
     state.answer = answer;
     state.active = 0;
@@ -122,8 +183,11 @@ function drawRegions() {
   $("hint").hidden = found.length < 2;
   if (!found.length || !image.naturalWidth) return;
   svg.setAttribute("viewBox", `0 0 ${image.naturalWidth} ${image.naturalHeight}`);
+  // Boxes come in the pixels of the photo as uploaded (shrunk to LONG_SIDE): scale them to the shown one.
+  const uploaded = state.answer.image_size ? state.answer.image_size[0] : image.naturalWidth;
+  const scale = image.naturalWidth / uploaded;
   found.forEach((item, index) => {
-    const [x0, y0, x1, y1] = item.region.box;
+    const [x0, y0, x1, y1] = item.region.box.map((value) => value * scale);
     const group = document.createElementNS("http://www.w3.org/2000/svg", "g");
     group.classList.toggle("active", index === state.active);
     group.dataset.label = item.region.label;
@@ -206,8 +270,13 @@ function usePhoto(file) {
 
 function setUp() {
   const drop = $("drop");
-  $("file").addEventListener("change", (event) => usePhoto(event.target.files[0]));
-  $("camera").addEventListener("change", (event) => usePhoto(event.target.files[0]));
+  // The input is emptied after each choice, so choosing the same photo again searches again.
+  for (const id of ["file", "camera"]) {
+    $(id).addEventListener("change", (event) => {
+      usePhoto(event.target.files[0]);
+      event.target.value = "";
+    });
+  }
   drop.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") $("file").click();
   });
@@ -227,6 +296,7 @@ function setUp() {
     if (file) usePhoto(file);
   });
   $("photo").addEventListener("load", drawRegions);
+  $("photo").addEventListener("error", () => ($("preview").hidden = true)); // not a picture the browser shows
   document.querySelectorAll('input[name="mode"]').forEach((input) =>
     input.addEventListener("change", () => state.photo && searchPhoto()),
   );
