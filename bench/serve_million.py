@@ -87,7 +87,7 @@ def assemble(source: Path, n: int, out: Path) -> None:
 
         store.add(products())
         store.assign_labels(ids)
-        tags = {i: [tag_of(t) for t in real_tags.get(i % len(real), [])] for i in range(n)}
+        tags = {i: [Tag.from_dict(t) for t in real_tags.get(i % len(real), [])] for i in range(n)}
         store.add_tags(tags)
         store.commit()
         store.close()
@@ -103,10 +103,6 @@ def assemble(source: Path, n: int, out: Path) -> None:
         kept["counts"] = {"read": n, "indexed": n, "skipped": 0, "failed": 0}
         kept["grown_from"] = str(source)
         layout.write_manifest(staging, kept)
-
-
-def tag_of(record: dict) -> Tag:
-    return Tag(str(record["label"]), str(record["source"]), float(record["confidence"]))
 
 
 def memory(pid: int) -> dict[str, float]:

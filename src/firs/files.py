@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import IndexFormatError
@@ -21,26 +22,37 @@ def open_sqlite_readonly(path: Path, table: str, what: str) -> sqlite3.Connectio
     """An index's SQLite file opened read-only, checked by reading `table`; IndexFormatError
     naming `what` when it is missing or unreadable. Not `immutable`: `firs add`/`remove` change
     a served index's stores in place, and a reader must see each change whole."""
-    if not path.is_file():
-        raise IndexFormatError(f"{path}: {what} missing")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
-    try:
-        db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise IndexFormatError(f"{path}: {what} unreadable ({exc})") from None
-    return db
+    return _opened(
+        path,
+        table,
+        what,
+        lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10),
+    )
 
 
 def open_sqlite_writable(path: Path, table: str, what: str) -> sqlite3.Connection:
     """An index's SQLite file opened for changes in place, in write-ahead-log mode (readers are
     never blocked and see only whole transactions), synchronous at each commit."""
+    return _opened(
+        path,
+        table,
+        what,
+        lambda: sqlite3.connect(path, timeout=10),
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+    )
+
+
+def _opened(
+    path: Path, table: str, what: str, connect: Callable[[], sqlite3.Connection], *pragmas: str
+) -> sqlite3.Connection:
+    """`connect` to an index's SQLite file, set `pragmas`, check it by reading `table`."""
     if not path.is_file():
         raise IndexFormatError(f"{path}: {what} missing")
-    db = sqlite3.connect(path, timeout=10)
+    db = connect()
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        for pragma in pragmas:
+            db.execute(pragma)
         db.execute(f"SELECT count(*) FROM {table}").fetchone()
     except sqlite3.DatabaseError as exc:
         db.close()

@@ -226,7 +226,7 @@ class ProductStore:
                 )
                 label += 1
             self._bump()
-        self.__dict__.pop("fields", None)
+        self.forget_fields()
 
     def remove_live(self, ids: Sequence[str]) -> None:
         """Products gone from the catalogue, in one transaction: labels hidden, rows deleted."""
@@ -237,7 +237,7 @@ class ProductStore:
                     self._hide(label)
                 self.db.execute("DELETE FROM products WHERE id = ?", (product_id,))
             self._bump()
-        self.__dict__.pop("fields", None)
+        self.forget_fields()
 
     def add(self, products: Iterable[Product], status: str = "read") -> None:
         with self.db:
@@ -401,6 +401,14 @@ class ProductStore:
     def ids_by_label(self) -> list[str]:
         """The indexed products' ids in ANN-label order."""
         return [row[0] for row in self.db.execute("SELECT id FROM products WHERE idx IS NOT NULL ORDER BY idx")]
+
+    def labels_by_id(self) -> dict[str, int]:
+        """Every indexed product's ANN label, by id (one query, where `label_of` is one a product)."""
+        return dict(self.db.execute("SELECT id, idx FROM products WHERE idx IS NOT NULL").fetchall())
+
+    def forget_fields(self) -> None:
+        """The filterable fields are read again on next use (products with new metadata keys came in)."""
+        self.__dict__.pop("fields", None)
 
     def label_of(self, product_id: str) -> int | None:
         row = self.db.execute("SELECT idx FROM products WHERE id = ?", (product_id,)).fetchone()

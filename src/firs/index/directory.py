@@ -120,14 +120,19 @@ def clean_leftovers(target: Path) -> list[Path]:
     return removed
 
 
+def _fsync(path: Path) -> None:
+    """A file, or a folder's entries, on disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(folder: Path) -> None:
     """Every file and folder of a finished build on disk before it is published."""
     for path in [*folder.rglob("*"), folder]:
-        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path)
 
 
 _RENAME_EXCHANGE = 2
@@ -164,11 +169,7 @@ def _point(target: Path, version: Path) -> Path | None:
     else:
         displaced = None
         os.replace(link, target)
-    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(target.parent)
     return displaced
 
 
@@ -227,11 +228,7 @@ def mark_live(folder: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, folder / MANIFEST)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(folder)
 
 
 def link_or_copy(source: Path, target: Path) -> None:

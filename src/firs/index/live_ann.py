@@ -37,10 +37,6 @@ class LiveAnn:
     def __len__(self) -> int:
         return len(self.base) - len(self.hidden) + len(self.labels)
 
-    @property
-    def dim(self) -> int:
-        return int(self.base.index.d)
-
     def vector(self, label: int) -> np.ndarray:
         """The stored (search) vector of one label."""
         row = self._row.get(int(label))

@@ -75,8 +75,9 @@ def _new_store(folder: Path, staging: Path, ids: list[str]) -> Postings:
     each product's labels carried over; returns the tag index over the new labels."""
     old = ProductStore.open_readonly(folder / layout.STORE)
     try:
-        old_labels = [old.label_of(pid) for pid in ids]
-        tags = old.tags_of([label for label in old_labels if label is not None])
+        labels = old.labels_by_id()
+        old_labels = [labels[pid] for pid in ids]  # every id in the new shards is a product in the store
+        tags = old.tags_of(old_labels)
     finally:
         old.close()
     store = ProductStore.create(staging / layout.STORE)
@@ -89,10 +90,7 @@ def _new_store(folder: Path, staging: Path, ids: list[str]) -> Postings:
         )
     store.db.execute("DETACH DATABASE old")
     store.assign_labels(ids)
-    new_tags = {
-        new: [Tag(t["label"], t["source"], float(t["confidence"])) for t in tags.get(old_label, [])]
-        for new, old_label in enumerate(old_labels)
-    }
+    new_tags = {new: [Tag.from_dict(t) for t in tags.get(old_label, [])] for new, old_label in enumerate(old_labels)}
     store.add_tags(new_tags)
     store.close()
     return Postings.build((t.label, idx) for idx, ts in new_tags.items() for t in ts)

@@ -114,8 +114,7 @@ def _search_vectors(shard_dir: Path, view: str, whitening: Whitening, colour_wei
 
 def tags_for(product: Product, picture_labels: list[dict[str, object]]) -> list[Tag]:
     """A product's labels: its metadata's, and what its picture showed (a shard row's labels)."""
-    seen = [Tag(str(t["label"]), str(t["source"]), float(t["confidence"])) for t in picture_labels]  # type: ignore[arg-type]
-    return product_tags(product.title, product.categories, product.metadata, seen)
+    return product_tags(product.title, product.categories, product.metadata, [Tag.from_dict(t) for t in picture_labels])
 
 
 def index_products(store: ProductStore, shard_dir: Path, products: Mapping[str, Product]) -> tuple[list[str], Postings]:

@@ -260,7 +260,7 @@ class SearchEngine:
         self.postings = self._built_postings.changed(snapshot.hidden, snapshot.tags)
         self.views = views
         self.generation = snapshot.generation
-        self.store.__dict__.pop("fields", None)  # metadata keys of added products
+        self.store.forget_fields()  # metadata keys of added products
         return True
 
     def _tuned_tail(self) -> BackboneTail | None:

@@ -35,20 +35,15 @@ from ..index.writer_lock import IndexBusy
 from ..pipeline.compact import compact
 from ..pipeline.live_update import AddOptions, add_products, remove_products
 from .follow import IndexFollower
-from .schema import error_responses
+from .schema import ApiError, error_responses
 
 MAX_PRODUCTS = 1000  # per request
 SUB_RESOURCES = ("/image", "/similar")  # what the product routes put after an id
+ADMIN_OFF = "the admin API is off: start `firs serve` with --admin-key-file FILE or FIRS_ADMIN_KEY"
 MIN_KEY_LENGTH = 16
 _FIXED_FIELDS = ("id", "image", "title", "brand", "category", "price")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 log = logging.getLogger("firs.service")
-
-
-class AdminError(Exception):
-    def __init__(self, status: int, error: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.headers = status, error, headers
 
 
 def read_admin_key(key_file: Path | None, environment: dict[str, str]) -> str | None:
@@ -71,16 +66,16 @@ def read_admin_key(key_file: Path | None, environment: dict[str, str]) -> str | 
 def _catalogue_from_json(products: Any, folder: Path) -> Path:
     """A JSON list of product objects as a CSV catalogue `firs add` reads."""
     if not isinstance(products, list) or not products:
-        raise AdminError(422, "the body must be a non-empty JSON list of products ({id, image, ...})")
+        raise ApiError(422, "the body must be a non-empty JSON list of products ({id, image, ...})")
     if len(products) > MAX_PRODUCTS:
-        raise AdminError(413, f"{len(products)} products in one request; at most {MAX_PRODUCTS}")
+        raise ApiError(413, f"{len(products)} products in one request; at most {MAX_PRODUCTS}")
     fields: dict[str, None] = dict.fromkeys(_FIXED_FIELDS)
     for number, product in enumerate(products):
         if not isinstance(product, dict):
-            raise AdminError(422, f"product {number}: not a JSON object")
+            raise ApiError(422, f"product {number}: not a JSON object")
         for name in ("id", "image"):
             if not isinstance(product.get(name), str) or not product[name].strip():
-                raise AdminError(422, f"product {number}: field {name!r} must be a non-empty string")
+                raise ApiError(422, f"product {number}: field {name!r} must be a non-empty string")
         fields.update(dict.fromkeys(str(k) for k in product))
     path = folder / "catalog.csv"
     with path.open("w", newline="") as handle:
@@ -98,7 +93,7 @@ async def _catalogue_from_form(request: Request, folder: Path) -> Path:
     form = await request.form()
     catalogue = form.get("catalog")
     if catalogue is None or isinstance(catalogue, str):
-        raise AdminError(422, "multipart upload without a file field 'catalog' (a CSV catalogue)")
+        raise ApiError(422, "multipart upload without a file field 'catalog' (a CSV catalogue)")
     path = folder / "catalog.csv"
     path.write_bytes(await catalogue.read())
     for picture in form.getlist("images"):
@@ -106,7 +101,7 @@ async def _catalogue_from_form(request: Request, folder: Path) -> Path:
             continue
         name = _SAFE_NAME.sub("_", Path(picture.filename).name)
         if name.startswith(".") or name == "catalog.csv":
-            raise AdminError(422, f"picture file name {picture.filename!r} is not allowed")
+            raise ApiError(422, f"picture file name {picture.filename!r} is not allowed")
         (folder / name).write_bytes(await picture.read())
     return path
 
@@ -121,10 +116,7 @@ def add_disabled_admin_routes(app: FastAPI) -> None:
         if (method == "POST" and path in ("/api/products", "/api/reload", "/api/compact")) or (
             method == "DELETE" and path.startswith("/api/products/") and not path.endswith(SUB_RESOURCES)
         ):
-            return JSONResponse(
-                {"error": "the admin API is off: start `firs serve` with --admin-key-file FILE or FIRS_ADMIN_KEY"},
-                status_code=404,
-            )
+            return JSONResponse({"error": ADMIN_OFF, "detail": None}, status_code=404)
         return await call_next(request)
 
 
@@ -154,18 +146,18 @@ def add_admin_routes(
         client = request.client.host if request.client else "unknown"
         if scheme.lower() != "bearer" or not given.strip():
             log.warning("admin %s %s refused: no bearer key (from %s)", request.method, request.url.path, client)
-            raise AdminError(401, "this route needs Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"})
+            raise ApiError(401, "this route needs Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"})
         if not hmac.compare_digest(given.strip().encode(), secret):
             log.warning("admin %s %s refused: wrong key (from %s)", request.method, request.url.path, client)
-            raise AdminError(403, "the admin key is wrong")
+            raise ApiError(403, "the admin key is wrong")
 
     async def write(fn: Callable[[], Any], upload: Path | None = None) -> Any:
         try:
             result = await asyncio.get_running_loop().run_in_executor(writer, fn)
         except IndexBusy as exc:
-            raise AdminError(409, str(exc)) from None
+            raise ApiError(409, str(exc)) from None
         except FirsError as exc:  # in the client's words: its upload, not this machine's folders
-            raise AdminError(422, _client_words(str(exc), upload)) from None
+            raise ApiError(422, _client_words(str(exc), upload)) from None
         await asyncio.get_running_loop().run_in_executor(writer, follower.check)
         return result
 
@@ -185,7 +177,7 @@ def add_admin_routes(
                 try:
                     body = json.loads(await request.body())
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise AdminError(400, f"the body is not JSON ({exc})") from None
+                    raise ApiError(400, f"the body is not JSON ({exc})") from None
                 catalogue = _catalogue_from_json(body, folder)
             base = options or AddOptions()
             add_options = AddOptions(
@@ -209,11 +201,11 @@ def add_admin_routes(
     )
     async def remove(request: Request, product_id: str) -> dict[str, Any]:
         if product_id.endswith(SUB_RESOURCES):  # /api/products/X/image is X's picture, as for GET
-            raise AdminError(405, "Method Not Allowed", {"Allow": "GET"})
+            raise ApiError(405, "Method Not Allowed", headers={"Allow": "GET"})
         authorise(request)
         report = await write(lambda: remove_products(index, [product_id]))
         if report.unknown:
-            raise AdminError(404, f"no product {product_id!r} in this index")
+            raise ApiError(404, f"no product {product_id!r} in this index")
         log.info("admin removed %s", product_id)
         return {"removed": report.removed, "index": follower.version}
 

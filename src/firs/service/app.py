@@ -37,12 +37,12 @@ from ..search import engine as search
 from ..search.filters import PATTERN as WHERE_PATTERN
 from ..search.filters import parse_where
 from ..vision.decode import sniff_media_type
-from .admin import AdminError, add_admin_routes, add_disabled_admin_routes
+from .admin import add_admin_routes, add_disabled_admin_routes
 from .cache import LruCache, cache_key
 from .follow import INTERVAL_S, IndexFollower
 from .guards import BodyLimit, HostCheck
 from .pool import BoundedPool, Busy
-from .schema import ErrorBody, error_responses
+from .schema import ApiError, ErrorBody, error_responses
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAIL_SIDES = (128, 256, DISPLAY_SIDE)
@@ -61,12 +61,6 @@ class ServiceOptions:
     allowed_hosts: tuple[str, ...] = ("*",)  # Host headers answered (serve() narrows it)
     follow_interval: float = INTERVAL_S  # seconds between looks at the index for changes; 0: never
     admin_key: str | None = None  # the admin routes' bearer key; None: no admin routes (service/admin.py)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
 Filter = Annotated[str, StringConstraints(pattern=WHERE_PATTERN, max_length=200)]
@@ -131,10 +125,6 @@ def create_app(
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.error, exc.detail, exc.headers)
-
-    @app.exception_handler(AdminError)
-    async def _admin_error(_request: Request, exc: AdminError) -> JSONResponse:
-        return _error(exc.status, exc.error, None, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,14 @@ _MEANINGS = {
 }
 
 
+class ApiError(Exception):
+    """An answer with an error status, as {error, detail} (the app's handler writes it)."""
+
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: Any = None

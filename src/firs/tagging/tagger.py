@@ -31,6 +31,11 @@ class Tag:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "confidence": round(self.confidence, 3)}
 
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Tag:
+        """The inverse of `as_dict` (a shard row's labels, the store's `tags_of`)."""
+        return cls(str(record["label"]), str(record["source"]), float(record["confidence"]))
+
 
 def metadata_tags(title: str, categories: Iterable[str], metadata: Mapping[str, Any]) -> list[Tag]:
     """Types and colours named by the catalogue: typed fields and categories fully trusted, the title less."""
