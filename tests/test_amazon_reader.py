@@ -68,6 +68,8 @@ def test_2018_json_line_gz(tmp_path: Path) -> None:
     assert first.metadata["main_cat"] == "Fashion"
     assert products[1].price == 10.99 and products[1].image == "https://images.example/small.jpg"
     assert products[2].price is None
+    assert first.metadata["url"] == "https://www.amazon.com/dp/B00005MDZ8"  # the product's page
+    assert first.metadata["currency"] == "USD" and "currency" not in products[2].metadata
     assert not problems.problems
 
 

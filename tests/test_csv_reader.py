@@ -7,7 +7,7 @@ import pytest
 
 from firs.catalog.amazon import MAX_LINE_CHARS
 from firs.catalog.csv_reader import parse_column_map, read_csv
-from firs.catalog.fields import parse_price
+from firs.catalog.fields import parse_price, price_currency, product_url
 from firs.catalog.problems import ProblemLog
 from firs.errors import CatalogError
 
@@ -30,7 +30,7 @@ def test_columns_metadata_and_relative_paths(tmp_path: Path) -> None:
     p1, p2, p3 = products
     assert p1.image == str(tmp_path / "img" / "a.jpg")
     assert p1.price == 19.99 and p1.brand == "Acme" and p1.category == "Dresses"
-    assert p1.metadata == {"category": "Dresses", "gender": "women", "color": "red"}
+    assert p1.metadata == {"category": "Dresses", "gender": "women", "color": "red", "currency": "USD"}  # from "$"
     assert p2.image == "https://example.test/b.jpg" and p2.title == "Shirt, blue" and p2.price is None
     assert p3.image == str(tmp_path / "c.png") and p3.price == 5.0
     assert p1.origin == f"{path}:2"
@@ -294,3 +294,26 @@ def test_images_column_with_a_line_break_is_refused(tmp_path: Path) -> None:
     path.write_text('id,image,images\nx1,a.jpg,"b.jpg|\nc.jpg"\nx2,d.jpg,\n')
     products, problems = _read(path)
     assert [p.id for p in products] == ["x2"] and "'images' holds a line break" in problems.problems[0].reason
+
+
+def test_product_page_and_currency(tmp_path: Path) -> None:
+    """A shop's own page and currency reach the answers; a link that is not http(s) never does."""
+    path = tmp_path / "cat.csv"
+    path.write_text(
+        "id,image,price,url,currency\n"
+        "p1,https://x.test/1.jpg,12.50,https://shop.test/p1,EUR\n"
+        "p2,https://x.test/2.jpg,£8,javascript:alert(1),\n"
+        "p3,https://x.test/3.jpg,8,,\n"
+    )
+    products, _ = _read(path)
+    assert [p.metadata.get("currency") for p in products] == ["EUR", "GBP", None]
+    assert product_url(products[0].metadata) == "https://shop.test/p1"
+    assert product_url(products[1].metadata) == ""
+    assert product_url({"link": " http://shop.test/x "}) == "http://shop.test/x"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"), [("$5", "USD"), ("US$ 5", "USD"), ("5 EUR", "EUR"), ("€5", "EUR"), ("¥500", "JPY"), ("5", None)]
+)
+def test_price_currency(text: str, code: str | None) -> None:
+    assert price_currency(text) == code

@@ -52,7 +52,7 @@ def test_fine_all_items_regions(client: TestClient, astronaut_jpeg: bytes) -> No
     response = client.post("/api/search?mode=fine&all_items=true&top_k=2", files={"image": ("a.jpg", astronaut_jpeg)})
     answer = response.json()
     assert response.status_code == 200, answer
-    assert answer["regions"][0]["label"] == "upper"
+    assert answer["regions"][0]["label"] == "upper" and answer["regions"][0]["name"] == "top"  # in words
     assert answer["items"][0]["region"]["label"] == "upper"
     x0, y0, x1, y1 = answer["regions"][0]["box"]
     assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
@@ -107,6 +107,10 @@ def test_text_products_similar_health_stats(client: TestClient) -> None:
     assert stats["catalogue"]["indexed"] == 24 and stats["index"]["manifest"]["format_version"] == layout.FORMAT_VERSION
     assert "path" not in stats["index"] and "sources" not in stats["index"]["manifest"]
     assert stats["uptime_s"] >= 0 and "price" in stats["filters"]
+    assert stats["catalogue"]["facets"]["brand"] == [{"value": "Acme", "products": 24}]
+    assert stats["catalogue"]["price"]["products"] == 24 and stats["catalogue"]["currency"] is None
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert client.get("/").headers["content-type"].startswith("text/html")
     assert client.get("/docs").status_code == 200
 

@@ -149,6 +149,46 @@ def test_bad_filters_are_named() -> None:
             parse_where(text)
 
 
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("category=T-Shirts", "t-shirt"),  # the catalogue says "t-shirt": case, hyphen, plural ignored
+        ("category=tshirt", "t-shirt"),
+        ("category=Dresses", "dress"),
+        ("category=Long sleeve shirts", "long-sleeve shirt"),
+        ("colour=PINK", "pink"),
+        ("color=Pinks", "pink"),
+        ("brand=acme", None),
+    ],
+)
+def test_filters_match_whatever_the_spelling(engine: SearchEngine, condition: str, expected: str | None) -> None:
+    labels = engine.store.where([parse_where(condition)])
+    products = engine.store.by_labels(labels.tolist())
+    assert products
+    if expected is None:
+        assert len(products) == len(engine)
+    elif condition.startswith("category"):
+        assert {p["category"] for p in products} == {expected}
+    else:
+        assert all(p["color"] == expected or expected in p["title"].lower() for p in products)
+
+
+def test_facets_list_the_catalogues_values(engine: SearchEngine) -> None:
+    facets = engine.store.facets()
+    assert facets["fields"]["brand"] == [{"value": "Acme", "products": 24}]
+    categories = {entry["value"]: entry["products"] for entry in facets["fields"]["category"]}
+    assert sum(categories.values()) == 24 and "skirt" in categories
+    assert facets["price"] == {"min": 10.5, "max": 33.5, "products": 24}
+
+
+def test_an_empty_answer_says_which_filter_emptied_it(engine: SearchEngine) -> None:
+    alone = engine.search(Query(text="dress", where=[parse_where("price<=1")])).as_dict()
+    assert alone["results"] == [] and alone["filter_matches"] == [{"where": "price<=1.0", "products": 0}]
+    clash = engine.search(Query(text="dress", where=[parse_where("category=skirt"), parse_where("price<=11")]))
+    matches = clash.as_dict()["filter_matches"]
+    assert [m["where"] for m in matches] == ["category=skirt", "price<=11.0"] and all(m["products"] for m in matches)
+
+
 def test_unknown_filter_field(engine: SearchEngine) -> None:
     with pytest.raises(QueryError, match="no product has a field 'material'"):
         engine.search(Query(text="dress", where=[parse_where("material=silk")]))

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -295,6 +296,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="turns on the admin API (add, remove, reload, compact) with the key in FILE (else $FIRS_ADMIN_KEY); "
         "without a key those routes do not exist",
     )
+    p.add_argument(
+        "--currency",
+        type=_currency_code,
+        metavar="CODE",
+        help="ISO 4217 code (USD, EUR, GBP…) of the prices of products whose catalogue names no currency",
+    )
+
+
+def _currency_code(text: str) -> str:
+    code = text.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a currency code: three letters, e.g. USD, EUR, GBP")
+    return code
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -593,7 +607,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise FirsError(f"--workers must be at least 1, got {workers}")
     key = read_admin_key(args.admin_key_file, dict(os.environ))
-    serve(args.index, args.host, args.port, workers, args.allowed_host, key)
+    serve(args.index, args.host, args.port, workers, args.allowed_host, key, args.currency)
     return 0
 
 

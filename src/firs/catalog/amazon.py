@@ -16,13 +16,15 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
-from .fields import clean_text, image_and_price
+from .fields import clean_text, image_and_price, with_currency
 from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
 
 MAX_LINE_CHARS = 1_000_000
+AMAZON_CURRENCY = "USD"  # the metadata sets are amazon.com's
 
 _KNOWN = {
     "asin",
@@ -167,6 +169,9 @@ def record_to_product(
     for key, value in record.items():
         if key not in _KNOWN and key not in metadata and isinstance(value, str | int | float):
             metadata[key] = clean_text(value)
+    metadata.setdefault("url", f"https://www.amazon.com/dp/{quote(asin, safe='')}")
+    if price is not None:
+        with_currency(metadata, record.get("price"), AMAZON_CURRENCY)
     return Product(
         id=asin,
         image=image,

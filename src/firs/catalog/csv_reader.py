@@ -26,7 +26,7 @@ from typing import TextIO
 
 from ..errors import CatalogError
 from .amazon import LineReader, LineTooLong, open_text
-from .fields import clean_text, image_and_price
+from .fields import clean_text, image_and_price, with_currency
 from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
@@ -244,7 +244,7 @@ def _product(
         brand=clean_text(layout.get(values, "brand")),
         categories=[metadata[name] for name in _CATEGORY_COLUMNS if metadata.get(name)],
         price=price,
-        metadata=metadata,
+        metadata=with_currency(metadata, layout.get(values, "price")) if price is not None else metadata,
         origin=origin,
     )
 

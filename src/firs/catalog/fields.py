@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from typing import Any
 
 from .paths import ImageRoots
 from .problems import shown
@@ -86,3 +87,41 @@ def image_and_price(product_id: str, image: str, price: object, images: ImageRoo
         return image, parse_price(price)
     except ValueError as exc:
         raise ValueError(f"product {product_id}: field 'price': {exc}") from None
+
+
+# A price's currency, from a sign or an ISO code in its text ("$12.99", "12,99 EUR"). "$" is read
+# as US dollars; a shop in another dollar names its currency (a `currency` column or `--currency`).
+_CURRENCY_SIGNS = {"US$": "USD", "$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW"}
+_CURRENCY_CODE = re.compile(r"\b(USD|EUR|GBP|JPY|INR|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|CNY|KRW|BRL|MXN)\b")
+# Metadata fields that may hold a product's page in the shop, first found wins.
+URL_FIELDS = ("url", "link", "product_url", "productUrl", "page_url")
+
+
+def price_currency(value: object) -> str | None:
+    """The ISO 4217 code a price's text names, or None (a bare number names none)."""
+    if not isinstance(value, str):
+        return None
+    text = clean_text(value)
+    code = _CURRENCY_CODE.search(text.upper())
+    if code:
+        return code.group(1)
+    return next((iso for sign, iso in _CURRENCY_SIGNS.items() if sign in text), None)
+
+
+def with_currency(metadata: dict[str, str], price: object, default: str | None = None) -> dict[str, str]:
+    """`metadata` with a `currency` taken from the price's text (or `default`) where it names none."""
+    if not metadata.get("currency"):
+        currency = price_currency(price) or default
+        if currency:
+            metadata["currency"] = currency
+    return metadata
+
+
+def product_url(fields: dict[str, Any]) -> str:
+    """The product's page in the shop: the first web address among URL_FIELDS, else ''.
+    Only http(s): a catalogue's `javascript:` link must never reach a page as a link."""
+    for name in URL_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
+            return value.strip()
+    return ""

@@ -21,9 +21,10 @@ import numpy as np
 
 from ..errors import QueryError
 from ..files import open_sqlite_readonly, open_sqlite_writable
-from ..search.filters import Condition
+from ..search.filters import Condition, fold
 from ..tagging.tagger import Tag
 from ..tagging.vocabulary import labels_in_text
+from .fields import product_url
 from .product import Product
 
 SCHEMA = """
@@ -69,11 +70,24 @@ _FIELD_COLUMNS = {"id": "id", "title": "title", "brand": "brand", "price": "pric
 # Fields that also match the labels of the tagger (a product with no `colour` metadata may
 # still be tagged colour:red from its picture).
 _TAG_FIELDS = {"type": "type", "colour": "colour", "color": "colour", "region": "region"}
+# Metadata keys a field is also read from: a catalogue spells colour either way.
+_SPELLINGS = {"colour": ("colour", "color"), "color": ("colour", "color")}
+# The fields the page offers as choices (facets), with the price range.
+FACETS = ("brand", "category", "colour")
+FACET_VALUES = 200  # the most common values a facet lists
 _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 _STOPWORDS = frozenset(
     ["a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"]
 )
 _COLUMNS = "id, idx, title, brand, categories, price, image_source, image_path, status, reason, metadata"
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    key: str  # the value as filters compare it (search/filters.fold)
+    shown: str  # one of its spellings in the catalogue
+    products: int  # indexed products that have it
+    spellings: tuple[str, ...]  # every spelling in the catalogue ("T-Shirts", "Tshirts")
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,9 @@ class ProductStore:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
         self.db.row_factory = sqlite3.Row
+        self.db.create_function("fold", 1, lambda value: fold(str(value)) if value else "", deterministic=True)
+        self._values: dict[str, list[FieldValue]] = {}
+        self._by_key: dict[str, dict[str, FieldValue]] = {}
 
     @classmethod
     def create(cls, path: Path) -> ProductStore:
@@ -325,8 +342,67 @@ class ProductStore:
         keys = self.db.execute("SELECT DISTINCT key FROM products, json_each(products.metadata)").fetchall()
         return frozenset({*_FIELD_COLUMNS, "category", *_TAG_FIELDS, *(row[0] for row in keys)})
 
+    def values(self, field: str) -> list[FieldValue]:
+        """Each value of `field` among the indexed products, most common first, as filters
+        compare it (search/filters.fold), with its spellings in the catalogue."""
+        if field not in self._values:
+            self._values[field] = self._read_values(field)
+        return self._values[field]
+
+    def _read_values(self, field: str) -> list[FieldValue]:
+        if field in ("category", "categories"):
+            rows = "SELECT idx, j.value AS v FROM products, json_each(products.categories) j WHERE idx IS NOT NULL"
+            params: list[Any] = []
+        elif field in _FIELD_COLUMNS:
+            rows, params = f"SELECT idx, {_FIELD_COLUMNS[field]} AS v FROM products WHERE idx IS NOT NULL", []
+        else:
+            keys = _SPELLINGS.get(field, (field,))
+            picks = [
+                "SELECT idx, CAST(json_extract(metadata, ?) AS TEXT) AS v FROM products WHERE idx IS NOT NULL"
+                for _ in keys
+            ]
+            params = [f'$."{key}"' for key in keys]
+            if field in _TAG_FIELDS:
+                picks.append("SELECT idx, substr(label, ?) AS v FROM tags WHERE label LIKE ?")
+                kind = _TAG_FIELDS[field]
+                params += [len(kind) + 2, f"{kind}:%"]
+            rows = " UNION ALL ".join(picks)
+        sql = (
+            f"SELECT fold(v) AS k, json_group_array(DISTINCT v), count(DISTINCT idx) AS n FROM ({rows}) "
+            "WHERE v IS NOT NULL AND v != '' GROUP BY k HAVING k != '' ORDER BY n DESC, k"
+        )
+        found = []
+        for key, spellings, products in self.db.execute(sql, params):
+            spelt = sorted(json.loads(spellings))
+            found.append(FieldValue(key, spelt[0], products, tuple(spelt)))
+        return found
+
+    def facets(self) -> dict[str, Any]:
+        """What the page offers as filter choices: each facet's most common values with product
+        counts, and the price range (None when no product has a price)."""
+        low, high, priced = self.db.execute(
+            "SELECT min(price), max(price), count(price) FROM products WHERE idx IS NOT NULL"
+        ).fetchone()
+        return {
+            "fields": {
+                name: [{"value": v.shown, "products": v.products} for v in self.values(name)[:FACET_VALUES]]
+                for name in FACETS
+            },
+            "price": {"min": low, "max": high, "products": priced} if priced else None,
+        }
+
+    def _spellings(self, field: str, value: str) -> list[str]:
+        """The catalogue's own spellings of `value` for `field` ("T-shirts" -> "Tshirts"), the
+        value itself when the catalogue has none like it."""
+        wanted = fold(value)
+        if field not in self._by_key:
+            self._by_key[field] = {v.key: v for v in self.values(field)}
+        found = self._by_key[field].get(wanted)
+        return list(found.spellings) if found else [value]
+
     def where(self, conditions: Sequence[Condition]) -> np.ndarray:
-        """ANN labels of the indexed products meeting every condition (all of them when none)."""
+        """ANN labels of the indexed products meeting every condition (all of them when none).
+        Text values match as search/filters.fold compares them: "t-shirt" finds "Tshirts"."""
         clauses, params = ["idx IS NOT NULL"], []
         known = self.fields
         for c in conditions:
@@ -337,23 +413,28 @@ class ProductStore:
                 clauses.append(f"price IS NOT NULL AND price {op} ?")
                 params.append(c.value)
                 continue
-            if c.field in _TAG_FIELDS:
-                test = (
-                    "(lower(CAST(json_extract(metadata, ?) AS TEXT)) = lower(?)"
-                    " OR idx IN (SELECT idx FROM tags WHERE label = ?))"
-                )
-                clauses.append(test if op == "=" else f"NOT {test}")
-                params += [f'$."{c.field}"', str(c.value), _tag_label(_TAG_FIELDS[c.field], str(c.value))]
-                continue
-            if c.field == "category":
-                test = "EXISTS (SELECT 1 FROM json_each(products.categories) WHERE lower(value) = lower(?))"
-                clauses.append(test if op == "=" else f"NOT {test}")
-            elif c.field in _FIELD_COLUMNS:
+            if c.field in ("id", "title"):
                 clauses.append(f"lower({_FIELD_COLUMNS[c.field]}) {op} lower(?)")
+                params.append(str(c.value))
+                continue
+            spellings = [s.lower() for s in self._spellings(c.field, str(c.value))]
+            marks = ",".join("?" * len(spellings))
+            if c.field == "category":
+                test = f"EXISTS (SELECT 1 FROM json_each(products.categories) WHERE lower(value) IN ({marks}))"
+                params += spellings
+            elif c.field in _FIELD_COLUMNS:
+                test = f"lower({_FIELD_COLUMNS[c.field]}) IN ({marks})"
+                params += spellings
             else:
-                clauses.append(f"lower(CAST(json_extract(metadata, ?) AS TEXT)) {op} lower(?)")
-                params.append(f'$."{c.field}"')
-            params.append(str(c.value))
+                tests = []
+                for key in _SPELLINGS.get(c.field, (c.field,)):
+                    tests.append(f"lower(CAST(json_extract(metadata, ?) AS TEXT)) IN ({marks})")
+                    params += [f'$."{key}"', *spellings]
+                if c.field in _TAG_FIELDS:
+                    tests.append("idx IN (SELECT idx FROM tags WHERE label = ?)")
+                    params.append(_tag_label(_TAG_FIELDS[c.field], str(c.value)))
+                test = "(" + " OR ".join(tests) + ")"
+            clauses.append(test if op == "=" else f"NOT {test}")
         rows = self.db.execute(f"SELECT idx FROM products WHERE {' AND '.join(clauses)}", params).fetchall()
         return np.array(sorted(row[0] for row in rows), dtype=np.int64)
 
@@ -409,6 +490,8 @@ class ProductStore:
     def forget_fields(self) -> None:
         """The filterable fields are read again on next use (products with new metadata keys came in)."""
         self.__dict__.pop("fields", None)
+        self._values.clear()
+        self._by_key.clear()
 
     def label_of(self, product_id: str) -> int | None:
         row = self.db.execute("SELECT idx FROM products WHERE id = ?", (product_id,)).fetchone()
@@ -442,6 +525,7 @@ def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
         categories=categories,
         price=row["price"],
         image=public_image(row["image_source"]),
+        url=product_url(record),
         status=row["status"],
     )
     return record

@@ -348,6 +348,10 @@ class SearchEngine:
             extra["filtered"] = len(allowed)
             if not len(allowed):
                 extra["notice"] = "no product passes the filters " + ", ".join(map(str, query.where))
+                # Which filter emptied the list: each one's matches on its own.
+                extra["filter_matches"] = [
+                    {"where": str(c), "products": len(self.store.where([c]))} for c in query.where
+                ]
         if query.text:
             ids, bm25 = self.store.text_matches(query.text)
             clock.lap("text")
@@ -357,6 +361,8 @@ class SearchEngine:
                 extra["text_matches"] = int(keep.sum())
                 return SearchAnswer(self.products(ids.tolist(), bm25.tolist()), clock.done(), "text", extra)
             if len(ids):
+                if allowed is not None and len(allowed) and not len(np.intersect1d(allowed, ids)):
+                    extra["notice"] = f"no product matches both the words {query.text!r} and the filters"
                 allowed = ids if allowed is None else np.intersect1d(allowed, ids)
                 extra["text_matches"] = len(ids)
             else:

@@ -40,3 +40,16 @@ def parse_where(text: str) -> Condition:
     if op not in ("=", "!="):
         raise QueryError(f"bad filter {text!r}: {field} only supports = and != (comparisons are for price)")
     return Condition(field, op, value)
+
+
+def fold(text: str) -> str:
+    """A value as filters compare it: case, spaces, hyphens and a plural ending ignored, so
+    "T-shirts", "tshirt" and "Tshirts" are one value, as are "Dresses" and "dress"."""
+    word = "".join(ch for ch in text.lower() if ch.isalnum())
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word

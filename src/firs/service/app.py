@@ -61,6 +61,7 @@ class ServiceOptions:
     allowed_hosts: tuple[str, ...] = ("*",)  # Host headers answered (serve() narrows it)
     follow_interval: float = INTERVAL_S  # seconds between looks at the index for changes; 0: never
     admin_key: str | None = None  # the admin routes' bearer key; None: no admin routes (service/admin.py)
+    currency: str | None = None  # ISO 4217 code of prices whose product names no `currency`
 
 
 Filter = Annotated[str, StringConstraints(pattern=WHERE_PATTERN, max_length=200)]
@@ -301,12 +302,23 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "products": len(current())}
 
-    @app.get("/api/stats", summary="Catalogue size, index manifest, uptime, cache and pool")
+    @app.get(
+        "/api/stats",
+        summary="Catalogue size and filter choices (facets, prices, currency), manifest, uptime, cache, pool",
+        responses=error_responses(503),
+    )
     async def stats() -> dict[str, Any]:
         # No paths of this machine: the index's folder and catalogue files are the operator's business.
         manifest = {key: value for key, value in current().manifest.items() if key not in ("files", "sources")}
+        facets = await run(current().store.facets)  # a scan of the store, read once a catalogue version
         return {
-            "catalogue": {"indexed": len(current()), "products": current().store.count()},
+            "catalogue": {
+                "indexed": len(current()),
+                "products": current().store.count(),
+                "facets": facets["fields"],
+                "price": facets["price"],
+                "currency": options.currency,
+            },
             "index": {"manifest": manifest},
             "uptime_s": round(time.time() - started, 1),
             "cache": cache.stats(),
@@ -314,6 +326,10 @@ def create_app(
             "refused_busy": pool.refused,
             "filters": sorted(current().store.fields),
         }
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -350,6 +366,7 @@ def serve(
     workers: int,
     extra_hosts: list[str] | None = None,
     admin_key: str | None = None,
+    currency: str | None = None,
 ) -> None:
     import uvicorn
 
@@ -363,7 +380,7 @@ def serve(
     threads = max(1, default_threads() // workers)
     engine = search.SearchEngine(index_dir, threads=threads)
     hosts = allowed_hosts(host, extra_hosts or [])
-    options = ServiceOptions(workers=workers, allowed_hosts=hosts, admin_key=admin_key)
+    options = ServiceOptions(workers=workers, allowed_hosts=hosts, admin_key=admin_key, currency=currency)
     app = create_app(engine, options, follow=index_dir)
     print(f"FIRS serving {index_dir} ({len(engine)} products) on http://{host}:{port}/  (API docs: /docs)")
     if hosts == ("*",):

@@ -34,6 +34,15 @@ from .pose import (
 )
 
 REGIONS = ("upper", "lower", "full", "feet")
+# What a shopper calls what was found in each region (the answers' `name`).
+REGION_WORDS = {
+    "upper": "top",
+    "lower": "trousers or skirt",
+    "full": "dress or outfit",
+    "feet": "shoes",
+    "object": "item",
+    "image": "whole photo",
+}
 VISIBLE = 0.5
 
 
@@ -45,7 +54,8 @@ class Region:
     score: float
 
     def as_dict(self) -> dict[str, object]:
-        return {"label": self.name, "box": list(self.box), "score": round(self.score, 3)}
+        words = REGION_WORDS[self.name]
+        return {"label": self.name, "name": words, "box": list(self.box), "score": round(self.score, 3)}
 
 
 def _limb(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, width: float) -> None:
