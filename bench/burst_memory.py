@@ -212,7 +212,7 @@ def decode_child(path: Path, name: str) -> int:
     with contextlib.suppress(Exception), Image.open(io.BytesIO(data)) as probe:
         if probe.format in ("JPEG", "MPO"):
             probe.draft("RGB", (decode.WORK_SIDE, decode.WORK_SIDE))
-        estimate = probe.size[0] * probe.size[1] * decode._peak_bytes_per_pixel(probe.mode)
+        estimate = probe.size[0] * probe.size[1] * decode._peak_bytes_per_pixel(probe.mode, probe.format)
     reset = True
     try:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS

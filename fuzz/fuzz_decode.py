@@ -19,7 +19,7 @@ from pathlib import Path
 import atheris
 import numpy as np
 
-with atheris.instrument_imports(include=["PIL", "firs"]):
+with atheris.instrument_imports(include=["PIL", "firs", "pillow_heif"]):
     from PIL import Image
 
     Image.init()  # every format plugin, imported here so that it is instrumented too
@@ -102,6 +102,8 @@ def make_seeds(folder: Path) -> list[Path]:
         "lzw.tif": _encode(rgba, "TIFF", compression="tiff_lzw"),
         "lossy.webp": _encode(rgb, "WEBP", quality=60),
         "lossless-rgba.webp": _encode(rgba, "WEBP", lossless=True),
+        "rgb.heic": _encode(rgb, "HEIF", quality=70),  # HEIF's writer: pillow-heif, registered by firs
+        "irot.heic": _encode(rgb, "HEIF", exif=rotated.tobytes()),  # written as an irot turn, not EXIF's
     }
     paths = []
     for name, data in seeds.items():

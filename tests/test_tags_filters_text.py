@@ -248,3 +248,25 @@ def test_auto_region_follows_the_catalogues_labels(engine: SearchEngine) -> None
     assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper"]) is None  # not in the photo
     assert engine.catalogue_region(vector("t-shirt-red-solid"), "upper", ["upper", "full", "lower"]) is None
     assert engine.catalogue_region(vector("trousers-black-solid"), "upper", ["upper", "lower"]) == "lower"
+
+
+def test_the_store_reads_from_many_threads_at_once(garment_index: Path) -> None:
+    """The service's workers, its follower and its event loop read the store at once: each
+    thread reads through a connection of its own, and every read gets its whole answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from firs.catalog.store import ProductStore
+
+    store = ProductStore.open_readonly(garment_index / layout.STORE)
+    condition = [parse_where("category=T-Shirts")]
+    expected = store.where(condition).tolist()
+
+    def read(number: int) -> tuple[list[int], int, int]:
+        store.forget_fields()
+        store._values.clear()  # every round reads the facet values again (a scan with fold())
+        return store.where(condition).tolist(), store.generation(), len(store.facets()["fields"]["category"])
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(read, range(300)))
+    assert all(answer == (expected, 0, answers[0][2]) for answer in answers) and expected
+    store.close()

@@ -191,6 +191,7 @@ def test_phone_sized_screen(browser: Browser, server: str, person_photo: Path) -
     expect(phone.locator(".preview .spinner")).to_be_visible()  # feedback over the photo while it searches
     assert _in_view(phone, ".preview .spinner")
     held[0].continue_()
+    phone.unroute("**/api/search?*")
     expect(phone.locator("#results .card")).to_have_count(24)
     expect(phone.locator(".preview .spinner")).to_be_hidden()
     phone.wait_for_timeout(800)  # the smooth scroll
@@ -211,6 +212,11 @@ def test_phone_sized_screen(browser: Browser, server: str, person_photo: Path) -
     expect(phone.locator("#status")).to_have_text("24 matches for the top")
     phone.screenshot(path=str(_artifact("phone-back")))
     _shot(phone, "phone")
+    phone.set_input_files("#file", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"socks"}])
+    expect(phone.locator("#error")).to_contain_text("not a photo we can read")
+    phone.wait_for_timeout(800)  # the smooth scroll
+    assert _in_view(phone, "#error"), "the error is off-screen"
+    phone.screenshot(path=str(_artifact("phone-error")))
     context.close()
 
 
@@ -426,4 +432,16 @@ def test_an_error_clears_the_old_results_and_offers_to_try_again(page: Page, per
     expect(page.locator("body")).not_to_have_class("busy")
     page.locator("#error button.again").click()
     expect(page.locator("#results .card")).to_have_count(24)
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_an_iphone_heic_photo_is_searched(page: Page, tmp_path: Path) -> None:
+    """Chromium cannot show HEIC: no preview, but the server decodes it and the results come."""
+    import pillow_heif
+
+    path = tmp_path / "IMG_0001.HEIC"
+    pillow_heif.from_pillow(Image.fromarray(skimage.data.astronaut())).save(path, quality=80)
+    page.set_input_files("#file", str(path))
+    expect(page.locator("#results .card")).to_have_count(24)
+    expect(page.locator("#status")).to_have_text("24 matches for the top")
     expect(page.locator("#error")).to_be_hidden()

@@ -317,7 +317,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="build and search a demo catalogue",
         description=(
             "Draw a demo catalogue of garments, index it, and search it with a photo of one of them "
-            "drawn differently on a cluttered background. No network needed."
+            "drawn differently, hanging on a street wall, in mode fine. No network needed."
         ),
     )
     p.add_argument(

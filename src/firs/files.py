@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import IndexFormatError
 
@@ -58,3 +60,58 @@ def _opened(
         db.close()
         raise IndexFormatError(f"{path}: {what} unreadable ({exc})") from None
     return db
+
+
+class Rows(list[Any]):
+    """A statement's rows, read whole (SharedConnection.execute)."""
+
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self)
+
+
+class SharedConnection:
+    """One sqlite3 connection that several threads use, one statement at a time: a statement
+    runs and its rows are read whole under a lock. The service's workers, its index follower
+    and its event loop read a store at once, and two threads inside one connection deadlock
+    (a SQL function written in Python makes it likely). One connection, not one per thread:
+    an index version that `firs compact` replaced is deleted while searches that started on it
+    finish, and further connections to a deleted WAL database fail ("disk I/O error")."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.lock = threading.RLock()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        with self.lock:
+            return Rows(self._db.execute(sql, params).fetchall())
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.lock:
+            self._db.executemany(sql, rows)
+
+    def executescript(self, script: str) -> None:
+        with self.lock:
+            self._db.executescript(script)
+
+    def commit(self) -> None:
+        with self.lock:
+            self._db.commit()
+
+    def close(self) -> None:
+        with self.lock:
+            self._db.close()
+
+    def __enter__(self) -> SharedConnection:
+        """A transaction (committed, or rolled back on an error) that no other thread enters."""
+        self.lock.acquire()
+        self._db.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._db.__exit__(*exc)
+        finally:
+            self.lock.release()

@@ -15,7 +15,7 @@ from .paths import ImageRoots
 from .problems import ProblemLog
 from .product import Product
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif"}
 
 
 def read_folder(root: Path, problems: ProblemLog, image_roots: Sequence[Path] = ()) -> Iterator[Product]:

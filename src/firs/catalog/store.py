@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
-from ..files import open_sqlite_readonly, open_sqlite_writable
+from ..files import SharedConnection, open_sqlite_readonly, open_sqlite_writable
 from ..search.filters import Condition, fold
 from ..tagging.tagger import Tag
 from ..tagging.vocabulary import labels_in_text
@@ -75,6 +77,11 @@ _SPELLINGS = {"colour": ("colour", "color"), "color": ("colour", "color")}
 # The fields the page offers as choices (facets), with the price range.
 FACETS = ("brand", "category", "colour")
 FACET_VALUES = 200  # the most common values a facet lists
+# After `firs add`/`remove`, facet values are read again at most this often: reading them from a
+# million products takes ~9 s (values added since match by their exact spelling until then).
+VALUES_MAX_AGE_S = 300.0
+VALUES_SLICE = 5_000  # products a facet-value query reads at a time
+FOLDED_FIELDS = frozenset({*FACETS, *_TAG_FIELDS})  # filters matching whatever the spelling
 _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 _STOPWORDS = frozenset(
     ["a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"]
@@ -100,23 +107,31 @@ class LiveSnapshot:
 
 
 @contextmanager
-def _read_transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN")
-    try:
-        yield
-    finally:
-        db.execute("COMMIT")
+def _read_transaction(db: SharedConnection) -> Iterator[None]:
+    with db.lock:
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+
+def _prepared(db: sqlite3.Connection) -> sqlite3.Connection:
+    db.row_factory = sqlite3.Row
+    db.create_function("fold", 1, lambda value: fold(str(value)) if value else "", deterministic=True)
+    return db
 
 
 class ProductStore:
-    """Write once at build time, then open read-only for search."""
+    """Write once at build time, then open read-only for search (by several threads at once:
+    files.SharedConnection)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
-        self.db = connection
-        self.db.row_factory = sqlite3.Row
-        self.db.create_function("fold", 1, lambda value: fold(str(value)) if value else "", deterministic=True)
+        self.db = SharedConnection(_prepared(connection))
         self._values: dict[str, list[FieldValue]] = {}
         self._by_key: dict[str, dict[str, FieldValue]] = {}
+        self._values_read, self._values_stale = 0.0, False
+        self._values_lock = threading.Lock()
 
     @classmethod
     def create(cls, path: Path) -> ProductStore:
@@ -345,37 +360,30 @@ class ProductStore:
     def values(self, field: str) -> list[FieldValue]:
         """Each value of `field` among the indexed products, most common first, as filters
         compare it (search/filters.fold), with its spellings in the catalogue."""
-        if field not in self._values:
-            self._values[field] = self._read_values(field)
-        return self._values[field]
+        with self._values_lock:  # two first visitors at once: one scan
+            now = time.monotonic()
+            if self._values_stale and now - self._values_read > VALUES_MAX_AGE_S:
+                self._values.clear()
+                self._by_key.clear()
+                self._values_stale = False
+            if field not in self._values:
+                self._values[field] = self._read_values(field)
+                self._values_read = now
+            return self._values[field]
 
     def _read_values(self, field: str) -> list[FieldValue]:
-        if field in ("category", "categories"):
-            rows = "SELECT idx, j.value AS v FROM products, json_each(products.categories) j WHERE idx IS NOT NULL"
-            params: list[Any] = []
-        elif field in _FIELD_COLUMNS:
-            rows, params = f"SELECT idx, {_FIELD_COLUMNS[field]} AS v FROM products WHERE idx IS NOT NULL", []
-        else:
-            keys = _SPELLINGS.get(field, (field,))
-            picks = [
-                "SELECT idx, CAST(json_extract(metadata, ?) AS TEXT) AS v FROM products WHERE idx IS NOT NULL"
-                for _ in keys
-            ]
-            params = [f'$."{key}"' for key in keys]
-            if field in _TAG_FIELDS:
-                picks.append("SELECT idx, substr(label, ?) AS v FROM tags WHERE label LIKE ?")
-                kind = _TAG_FIELDS[field]
-                params += [len(kind) + 2, f"{kind}:%"]
-            rows = " UNION ALL ".join(picks)
-        sql = (
-            f"SELECT fold(v) AS k, json_group_array(DISTINCT v), count(DISTINCT idx) AS n FROM ({rows}) "
-            "WHERE v IS NOT NULL AND v != '' GROUP BY k HAVING k != '' ORDER BY n DESC, k"
-        )
-        found = []
-        for key, spellings, products in self.db.execute(sql, params):
-            spelt = sorted(json.loads(spellings))
-            found.append(FieldValue(key, spelt[0], products, tuple(spelt)))
-        return found
+        """Read in slices of VALUES_SLICE products: the connection is shared by the service's
+        threads, and at a million products the whole scan takes seconds that searches would wait."""
+        sql, params = _values_sql(field)
+        found: dict[str, tuple[set[str], int]] = {}
+        top = self.db.execute("SELECT max(idx) FROM products").fetchone()[0]
+        for start in range(0, (top if top is not None else -1) + 1, VALUES_SLICE):
+            bounded = [value for own in params for value in (*own, start, start + VALUES_SLICE)]
+            for key, spellings, products in self.db.execute(sql, bounded):
+                seen, count = found.get(key, (set(), 0))
+                found[key] = (seen | set(json.loads(spellings)), count + products)
+        ordered = sorted(found.items(), key=lambda item: (-item[1][1], item[0]))
+        return [FieldValue(key, min(seen), count, tuple(sorted(seen))) for key, (seen, count) in ordered]
 
     def facets(self) -> dict[str, Any]:
         """What the page offers as filter choices: each facet's most common values with product
@@ -402,7 +410,8 @@ class ProductStore:
 
     def where(self, conditions: Sequence[Condition]) -> np.ndarray:
         """ANN labels of the indexed products meeting every condition (all of them when none).
-        Text values match as search/filters.fold compares them: "t-shirt" finds "Tshirts"."""
+        Facet values (brand, category, colour, type) match as search/filters.fold compares them:
+        "t-shirt" finds "Tshirts"; other fields ignore case only."""
         clauses, params = ["idx IS NOT NULL"], []
         known = self.fields
         for c in conditions:
@@ -417,7 +426,11 @@ class ProductStore:
                 clauses.append(f"lower({_FIELD_COLUMNS[c.field]}) {op} lower(?)")
                 params.append(str(c.value))
                 continue
-            spellings = [s.lower() for s in self._spellings(c.field, str(c.value))]
+            # Folded for the facet fields only: every other field's values are not kept in memory
+            # (a filter on a free-text field must not make the store cache a million values).
+            tolerant = c.field in FOLDED_FIELDS
+            spelt = self._spellings(c.field, str(c.value)) if tolerant else [str(c.value)]
+            spellings = [s.lower() for s in spelt]
             marks = ",".join("?" * len(spellings))
             if c.field == "category":
                 test = f"EXISTS (SELECT 1 FROM json_each(products.categories) WHERE lower(value) IN ({marks}))"
@@ -490,12 +503,37 @@ class ProductStore:
     def forget_fields(self) -> None:
         """The filterable fields are read again on next use (products with new metadata keys came in)."""
         self.__dict__.pop("fields", None)
-        self._values.clear()
-        self._by_key.clear()
+        self._values_stale = True  # read again, but not at every change: a scan of a million products takes seconds
 
     def label_of(self, product_id: str) -> int | None:
         row = self.db.execute("SELECT idx FROM products WHERE id = ?", (product_id,)).fetchone()
         return None if row is None else row[0]
+
+
+def _values_sql(field: str) -> tuple[str, list[list[Any]]]:
+    """The SQL that groups one slice of products by a field's folded values, and each row
+    source's own parameters (the slice's bounds, idx >= ? AND idx < ?, follow each source's)."""
+    window = "idx >= ? AND idx < ?"
+    if field in ("category", "categories"):
+        sources = [f"SELECT idx, j.value AS v FROM products, json_each(products.categories) j WHERE {window}"]
+        params: list[list[Any]] = [[]]
+    elif field in _FIELD_COLUMNS:
+        sources, params = [f"SELECT idx, {_FIELD_COLUMNS[field]} AS v FROM products WHERE {window}"], [[]]
+    else:
+        keys = _SPELLINGS.get(field, (field,))
+        sources = [
+            f"SELECT idx, CAST(json_extract(metadata, ?) AS TEXT) AS v FROM products WHERE {window}" for _ in keys
+        ]
+        params = [[f'$."{key}"'] for key in keys]
+        if field in _TAG_FIELDS:
+            kind = _TAG_FIELDS[field]
+            sources.append(f"SELECT idx, substr(label, ?) AS v FROM tags WHERE label LIKE ? AND {window}")
+            params.append([len(kind) + 2, f"{kind}:%"])
+    sql = (
+        f"SELECT fold(v) AS k, json_group_array(DISTINCT v), count(DISTINCT idx) FROM ({' UNION ALL '.join(sources)}) "
+        "WHERE v IS NOT NULL AND v != '' GROUP BY k HAVING k != ''"
+    )
+    return sql, params
 
 
 def _label_words(tags: list[Tag]) -> str:

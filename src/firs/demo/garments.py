@@ -189,6 +189,51 @@ def cluttered_scene(garment: Image.Image, seed: int = 7, size: tuple[int, int] =
     return scene
 
 
+def street_scene(garment: Image.Image, seed: int = 7, size: tuple[int, int] = (480, 640)) -> Image.Image:
+    """The garment on a hanger against a whitewashed brick wall above a pavement, with a lamp,
+    a drainpipe and a potted plant near the edges: a street photo in which the garment is one
+    distinct object, as `firs search --mode fine` expects to find it without a person."""
+    rng = random.Random(seed)
+    w, h = size
+    wall, mortar, paving = (246, 244, 240), (226, 223, 218), (206, 203, 198)
+    ground = int(h * 0.84)
+    scene = Image.new("RGB", size, mortar)
+    draw = ImageDraw.Draw(scene)
+    brick_w, brick_h = 56, 26
+    for row, y in enumerate(range(-brick_h // 2, ground, brick_h)):
+        for x in range(-(row % 2) * brick_w // 2, w, brick_w):
+            shade = rng.randint(-4, 3)
+            draw.rectangle([x + 2, y + 2, x + brick_w - 1, y + brick_h - 1], fill=tuple(c + shade for c in wall))
+    draw.rectangle([0, ground, w, h], fill=paving)
+    joint = tuple(c - 22 for c in paving)
+    for x in range(-60, w + 120, 96):
+        draw.line([x, ground, x - 70, h], fill=joint, width=2)
+    draw.line([0, (ground + h) // 2, w, (ground + h) // 2], fill=joint, width=2)
+    draw.rectangle([0, ground - 5, w, ground], fill=tuple(c - 30 for c in wall))  # the wall's foot
+    pipe = int(w * 0.93)
+    draw.rectangle([pipe, 0, pipe + 12, ground + 2], fill=(92, 96, 100))
+    draw.rectangle([int(w * 0.07), int(h * 0.07), int(w * 0.15), int(h * 0.1)], fill=(45, 45, 50))
+    draw.ellipse([int(w * 0.08), int(h * 0.095), int(w * 0.14), int(h * 0.135)], fill=(250, 226, 150))
+    x0, y0, x1, y1 = int(w * 0.03), ground - int(h * 0.1), int(w * 0.17), ground + int(h * 0.02)
+    draw.polygon([(x0, y0), (x1, y0), (x1 - 8, y1), (x0 + 8, y1)], fill=(168, 88, 56))
+    for _ in range(16):
+        x, y = rng.randint(x0 + 4, x1 - 4), rng.randint(y0 - int(h * 0.12), y0)
+        draw.ellipse([x - 14, y - 8, x + 14, y + 8], fill=(40 + rng.randint(0, 30), 105 + rng.randint(0, 40), 45))
+    side = int(h * 0.64)
+    item = garment.resize((side, side))
+    alpha = Image.eval(item.convert("L"), lambda v: 0 if v > 245 else 255)
+    left, top = (w - side) // 2, int(h * 0.1)
+    shadow = Image.new("L", size, 0)
+    shadow.paste(Image.eval(alpha, lambda v: v * 2 // 5), (left + 10, top + 12))
+    scene.paste((0, 0, 0), (0, 0), shadow.filter(ImageFilter.GaussianBlur(8)))
+    hook_x, hook_y = left + side // 2, top - 12
+    draw = ImageDraw.Draw(scene)
+    draw.line([hook_x - 44, top + 24, hook_x, hook_y, hook_x + 44, top + 24], fill=(70, 60, 50), width=4)
+    draw.ellipse([hook_x - 4, hook_y - 12, hook_x + 4, hook_y - 4], fill=(70, 70, 70))
+    scene.paste(item, (left, top), alpha)
+    return scene.filter(ImageFilter.GaussianBlur(0.7))
+
+
 def catalogue_specs() -> list[GarmentSpec]:
     """Every kind in four colours, each colour with two patterns: 64 products."""
     colours = list(COLOURS)

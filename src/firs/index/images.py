@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..files import open_sqlite_readonly, open_sqlite_writable
+from ..files import SharedConnection, open_sqlite_readonly, open_sqlite_writable
 
 DISPLAY_SIDE = 512  # the largest size the web page and the API offer
 QUALITY = 85
@@ -37,7 +37,7 @@ class ImageStore:
     """Write during the build; open read-only to serve."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+        self.db = SharedConnection(db)  # the service's threads read it at once
 
     @classmethod
     def create(cls, path: Path) -> ImageStore:

@@ -199,7 +199,7 @@ def create_app(
         if media is None:
             raise ApiError(
                 415,
-                "the upload is not an image FIRS can read (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+                "the upload is not an image FIRS can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF)",
                 {"declared_type": image.content_type, "first_bytes": data[:8].hex()},
             )
         params = {"mode": mode, "top_k": top_k, "region": region, "all_items": all_items, "text": text}
@@ -305,12 +305,13 @@ def create_app(
     @app.get(
         "/api/stats",
         summary="Catalogue size and filter choices (facets, prices, currency), manifest, uptime, cache, pool",
-        responses=error_responses(503),
     )
     async def stats() -> dict[str, Any]:
         # No paths of this machine: the index's folder and catalogue files are the operator's business.
         manifest = {key: value for key, value in current().manifest.items() if key not in ("files", "sources")}
-        facets = await run(current().store.facets)  # a scan of the store, read once a catalogue version
+        # Beside the search workers, not in their pool: read once a catalogue version, the values
+        # take seconds at a million products, and searches interleave with them (ProductStore.values).
+        facets = await asyncio.to_thread(current().store.facets)
         return {
             "catalogue": {
                 "indexed": len(current()),

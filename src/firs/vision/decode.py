@@ -15,9 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 from ..errors import ImageError
+
+# HEIC/HEIF (iPhone photos) through libheif. Decoding applies the file's irot/imir turns and
+# resets the EXIF orientation to 1, so the EXIF turn below never turns such a photo twice.
+# Thumbnails, depth and auxiliary images are never used: not parsed.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_SIDE = 12_000
@@ -26,10 +32,10 @@ MIN_SIDE = 8
 MAX_ASPECT = 20  # a strip thinner than 1:20 is no photo of a garment
 # Peak memory one decode may take, estimated from the header (after JPEG's reduced
 # decoding) with the bytes per pixel measured for each mode (decoder buffers and the
-# conversion to RGB included; bench/decode_memory.py); over it, the image is refused.
+# conversion to RGB included; bench/burst_memory.py); over it, the image is refused.
 MAX_DECODE_BYTES = 256 * 1024 * 1024
 WORK_SIDE = 1024  # long side of every decoded picture: the models see 224-384 px
-FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
+FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF"}  # PIL's names; HEIF holds HEIC
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _UPRIGHT = {  # EXIF orientation -> the turn that shows the picture upright
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -42,6 +48,9 @@ _UPRIGHT = {  # EXIF orientation -> the turn that shows the picture upright
 }
 # Peak bytes per pixel of decoding and converting to RGB, by PIL mode (measured, rounded up).
 _PEAK_BYTES_PER_PIXEL = {"L": 2, "RGB": 5, "YCbCr": 5, "RGBA": 9, "LA": 9, "PA": 9, "P": 9, "1": 9, "CMYK": 9}
+# HEIF's own: libheif's planes and RGB copy live beside Pillow's picture (measured with
+# bench/burst_memory.py's decode child: 4032x3024 and 5712x4284 RGB 8.0, 4032x3024 RGBA 22.1).
+_HEIF_PEAK_BYTES_PER_PIXEL = {"RGB": 9, "RGBA": 24}
 
 
 @dataclass
@@ -98,7 +107,9 @@ def read_bytes(path: str | Path) -> bytes:
     return data
 
 
-def _peak_bytes_per_pixel(mode: str) -> int:
+def _peak_bytes_per_pixel(mode: str, image_format: str | None = None) -> int:
+    if image_format == "HEIF":
+        return _HEIF_PEAK_BYTES_PER_PIXEL.get(mode, 24)
     if mode.startswith(("I", "F")):  # I;16*, I, F: wide integers or floats, then scaled down
         return 12
     return _PEAK_BYTES_PER_PIXEL.get(mode, 9)
@@ -152,12 +163,28 @@ _SIGNATURES = (
     (b"II*\x00", "image/tiff"),
     (b"MM\x00*", "image/tiff"),
 )
+# An ISO-BMFF file's major brand (bytes 8-12, after the `ftyp` box type): the brands
+# pillow-heif opens. AVIF (brand avif) is not among them: no AV1 decoder in its wheels.
+_HEIF_BRANDS = {
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"heim": "image/heic",
+    b"heis": "image/heic",
+    b"hevc": "image/heic-sequence",
+    b"hevx": "image/heic-sequence",
+    b"hevm": "image/heic-sequence",
+    b"hevs": "image/heic-sequence",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif-sequence",
+}
 
 
 def sniff_media_type(data: bytes) -> str | None:
     """The image type the bytes themselves declare (not a file name or a client's word), or None."""
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return _HEIF_BRANDS.get(data[8:12])
     return next((media for magic, media in _SIGNATURES if data.startswith(magic)), None)
 
 
@@ -169,7 +196,7 @@ def _open(data: bytes, name: str) -> Image.Image:
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:
-        raise ImageError(f"{name}: cannot open image ({exc})") from None
+        raise ImageError(f"{name}: cannot open image ({str(exc).strip()})") from None
 
 
 def _check_size(image: Image.Image, name: str) -> None:
@@ -182,6 +209,21 @@ def _check_size(image: Image.Image, name: str) -> None:
         raise ImageError(f"{name}: {width}x{height} pixels is too small (minimum {MIN_SIDE})")
     if max(width, height) > MAX_ASPECT * min(width, height):
         raise ImageError(f"{name}: {width}x{height} pixels is too thin (sides differ by more than {MAX_ASPECT}x)")
+
+
+# What decoders raise on damaged data; RuntimeError is libheif's (a security limit hit, say),
+# whose messages end with a newline.
+_DAMAGED = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    RuntimeError,
+)
 
 
 def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Photo:
@@ -201,13 +243,17 @@ def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Pho
             width, height = image.size
             if image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (side, side))  # decoded at 1/2, 1/4 or 1/8 scale: faster, smaller
-            peak = image.size[0] * image.size[1] * _peak_bytes_per_pixel(image.mode)
+            peak = image.size[0] * image.size[1] * _peak_bytes_per_pixel(image.mode, image.format)
             if peak > MAX_DECODE_BYTES:
                 raise ImageError(
                     f"{name}: {width}x{height} {image.mode} pixels would need about {peak >> 20} MB to decode "
                     f"(limit {MAX_DECODE_BYTES >> 20} MB)"
                 )
+            expected = image.size
             image.load()
+            if image.size != expected:  # HEIF: a clean-aperture crop may decode to another size than announced
+                _check_size(image, name)
+                width, height = image.size
             # Read after load (a PNG's eXIf chunk may follow the pixels) and before the
             # conversions, some of which make a new image without the EXIF data.
             orientation = image.getexif().get(0x0112)
@@ -220,8 +266,10 @@ def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Pho
             raise
         except Image.DecompressionBombWarning as exc:
             raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
-        except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError, ZeroDivisionError) as exc:
-            raise ImageError(f"{name}: damaged or truncated image ({exc.__class__.__name__}: {exc})") from None
+        except _DAMAGED as exc:
+            raise ImageError(
+                f"{name}: damaged or truncated image ({exc.__class__.__name__}: {str(exc).strip()})"
+            ) from None
         except MemoryError:
             raise ImageError(f"{name}: too large to decode") from None
 

@@ -109,6 +109,8 @@ async function run(task) {
     $("note").hidden = $("debug").hidden = true;
     setStatus("");
     showError(error.message, error.transient ? () => run(task) : null); // retrying a bad photo would not help
+    const box = $("error").getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) $("error").scrollIntoView({ behavior: "smooth", block: "center" });
   } finally {
     if (ticket === state.search) {
       document.body.classList.remove("busy");
