@@ -93,6 +93,12 @@ def test_upload_shows_regions_and_results(page: Page, person_photo: Path) -> Non
     expect(first_card.locator(".score")).to_contain_text("score ")
     expect(page.locator("#debug")).to_contain_text(" ms")
     page.uncheck("#show-details")
+    # The modes and filters stay right under the photo however long the results are.
+    gap = page.evaluate(
+        "document.querySelector('.controls').getBoundingClientRect().top"
+        " - document.querySelector('.photo-panel').getBoundingClientRect().bottom"
+    )
+    assert 0 <= gap < 40, f"the controls are {gap}px below the photo"
     first_card.locator("img").evaluate("img => img.decode()")  # the thumbnail loads
     assert first_card.locator("img").evaluate("img => img.naturalWidth") > 0
     _shot(page, "desktop-results")
@@ -287,16 +293,25 @@ def test_a_reversed_price_range_is_refused_before_searching(page: Page) -> None:
     assert requests == []
 
 
-def test_a_catalogue_without_prices_offers_no_price_filter(page: Page) -> None:
-    def no_prices(route) -> None:  # type: ignore[no-untyped-def]
+def test_a_catalogue_without_prices_or_with_many_brands(page: Page) -> None:
+    """No price filter without prices; more brands than a list holds: a text field that suggests."""
+
+    def changed(route) -> None:  # type: ignore[no-untyped-def]
         stats = route.fetch().json()
         stats["catalogue"]["price"] = None
+        stats["catalogue"]["facet_limit"] = 1  # as if the one brand were the first of many
         route.fulfill(json=stats)
 
-    page.route("**/api/stats", no_prices)
+    page.route("**/api/stats", changed)
     page.reload()
-    expect(page.locator("#facet-brand")).to_be_attached()
+    brand = page.locator("#facet-brand")
+    expect(brand).to_have_attribute("list", "facet-brand-values")
+    expect(page.locator("#facet-brand-values option")).to_have_attribute("value", "Acme")
     expect(page.locator("#price")).to_be_hidden()
+    brand.fill("acme")  # any spelling: the server matches it
+    page.fill("#text", "dress")
+    _answered(page, lambda: page.click("#apply"))
+    expect(page.locator("#results .card").first).to_be_visible()
 
 
 def test_cards_link_to_the_shop_and_show_its_currency(page: Page, person_photo: Path) -> None:

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from .. import __version__
+from ..catalog.store import FACET_VALUES
 from ..errors import ImageError, QueryError
 from ..index.images import DISPLAY_SIDE
 from ..runtime import release_memory
@@ -317,6 +318,7 @@ def create_app(
                 "indexed": len(current()),
                 "products": current().store.count(),
                 "facets": facets["fields"],
+                "facet_limit": FACET_VALUES,  # a facet this long may have more values: type them
                 "price": facets["price"],
                 "currency": options.currency,
             },

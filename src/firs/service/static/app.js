@@ -506,12 +506,25 @@ function setUpFacets(stats) {
     const label = document.createElement("label");
     label.htmlFor = `facet-${field}`;
     label.textContent = name;
-    const select = document.createElement("select");
-    select.id = `facet-${field}`;
-    select.append(new Option("Any", ""));
-    for (const entry of values) select.append(new Option(`${entry.value} (${entry.products})`, entry.value));
-    select.addEventListener("change", showFilterCount);
-    box.append(label, select);
+    let control;
+    if (values.length < catalogue.facet_limit) {
+      control = document.createElement("select");
+      control.append(new Option("Any", ""));
+      for (const entry of values) control.append(new Option(`${entry.value} (${entry.products})`, entry.value));
+    } else {
+      // More values than a list can hold: type any, the most common ones suggested.
+      control = document.createElement("input");
+      control.type = "text";
+      control.autocomplete = "off";
+      control.setAttribute("list", `facet-${field}-values`);
+      const suggestions = document.createElement("datalist");
+      suggestions.id = `facet-${field}-values`;
+      for (const entry of values) suggestions.append(new Option(entry.value, entry.value));
+      box.append(suggestions);
+    }
+    control.id = `facet-${field}`;
+    control.addEventListener("change", showFilterCount);
+    box.append(label, control);
   }
   const prices = catalogue.price;
   $("price").hidden = !prices; // a catalogue without prices: nothing to filter on
