@@ -128,8 +128,7 @@ class ProductStore:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = SharedConnection(_prepared(connection))
-        self._values: dict[str, list[FieldValue]] = {}
-        self._by_key: dict[str, dict[str, FieldValue]] = {}
+        self._values: dict[str, dict[str, FieldValue]] = {}  # field -> folded value -> it, most common first
         self._values_read, self._values_stale = 0.0, False
         self._values_lock = threading.Lock()
 
@@ -360,14 +359,16 @@ class ProductStore:
     def values(self, field: str) -> list[FieldValue]:
         """Each value of `field` among the indexed products, most common first, as filters
         compare it (search/filters.fold), with its spellings in the catalogue."""
+        return list(self._values_by_key(field).values())
+
+    def _values_by_key(self, field: str) -> dict[str, FieldValue]:
         with self._values_lock:  # two first visitors at once: one scan
             now = time.monotonic()
             if self._values_stale and now - self._values_read > VALUES_MAX_AGE_S:
                 self._values.clear()
-                self._by_key.clear()
                 self._values_stale = False
             if field not in self._values:
-                self._values[field] = self._read_values(field)
+                self._values[field] = {v.key: v for v in self._read_values(field)}
                 self._values_read = now
             return self._values[field]
 
@@ -402,10 +403,7 @@ class ProductStore:
     def _spellings(self, field: str, value: str) -> list[str]:
         """The catalogue's own spellings of `value` for `field` ("T-shirts" -> "Tshirts"), the
         value itself when the catalogue has none like it."""
-        wanted = fold(value)
-        if field not in self._by_key:
-            self._by_key[field] = {v.key: v for v in self.values(field)}
-        found = self._by_key[field].get(wanted)
+        found = self._values_by_key(field).get(fold(value))
         return list(found.spellings) if found else [value]
 
     def where(self, conditions: Sequence[Condition]) -> np.ndarray:

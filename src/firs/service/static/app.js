@@ -8,7 +8,7 @@ const PHONE = window.matchMedia("(max-width: 720px)");
 const FACETS = { brand: "Brand", category: "Category", colour: "Colour" };
 // `search` counts requests: only the newest one's answer, error or end of waiting is shown.
 // `views` holds every answer shown, so Back and Forward show them again without a request.
-const state = { photo: null, view: null, views: [], search: 0, inFlight: null, stats: null };
+const state = { photo: null, view: null, views: [], search: 0, inFlight: null, stats: null, firstWords: "" };
 
 function mode() {
   return document.querySelector('input[name="mode"]:checked').value;
@@ -103,11 +103,7 @@ async function run(task) {
     await task(controller.signal, () => ticket === state.search);
   } catch (error) {
     if (ticket !== state.search || error.name === "AbortError") return;
-    state.view = null; // no results of an earlier search under this error
-    $("results").replaceChildren();
-    $("regions").replaceChildren();
-    $("note").hidden = $("debug").hidden = true;
-    setStatus("");
+    clearAnswer(""); // no results of an earlier search under this error
     showError(error.message, error.transient ? () => run(task) : null); // retrying a bad photo would not help
     const box = $("error").getBoundingClientRect();
     if (box.top < 0 || box.bottom > window.innerHeight) $("error").scrollIntoView({ behavior: "smooth", block: "center" });
@@ -153,7 +149,7 @@ function display(view) {
   const photoView = view.kind === "photo";
   if (photoView && view.photo !== state.photo) setPhoto(view.photo);
   $("preview").hidden = !state.photo || !photoView || $("photo").dataset.broken === "true";
-  $("back").hidden = !(view.kind === "like" && state.views.length > 1 && history.state && history.state.view > 0);
+  $("back").hidden = !(view.kind === "like" && history.state && history.state.view > 0);
   drawRegions();
   render();
 }
@@ -172,9 +168,8 @@ function restore(event) {
 // Puts the URL's filters back into the controls (a reload, a shared link).
 function applyFilters(where) {
   for (const condition of where) {
-    const match = condition.match(/^(\w+)(<=|>=|=)(.*)$/);
-    if (!match) continue;
-    const [, field, op, value] = match;
+    const { field, op, value } = parseCondition(condition) || {};
+    if (!["=", ">=", "<="].includes(op)) continue;
     if (field === "price") $(op === ">=" ? "price-min" : "price-max").value = value;
     else if ($(`facet-${field}`)) $(`facet-${field}`).value = value;
   }
@@ -189,13 +184,19 @@ function openFromUrl() {
     $("text").value = params.get("q");
     searchWords(false);
   } else {
-    state.view = null;
-    $("results").replaceChildren();
+    clearAnswer(state.firstWords);
     $("preview").hidden = true;
     $("back").hidden = true;
-    $("note").hidden = $("debug").hidden = true;
-    setStatus("Pick a photo of someone's outfit to begin, or type words and press Search.");
   }
+}
+
+// No answer shown: no results, boxes or notes, and `words` as the status.
+function clearAnswer(words) {
+  state.view = null;
+  $("results").replaceChildren();
+  $("regions").replaceChildren();
+  $("note").hidden = $("debug").hidden = true;
+  setStatus(words);
 }
 
 function urlFor(params) {
@@ -378,10 +379,16 @@ function price(product) {
   return money(product.price, product.currency || undefined);
 }
 
+// "price<=10" as { field: "price", op: "<=", value: "10" }; null when it is not a condition.
+function parseCondition(text) {
+  const match = text.match(/^(\w+)\s*(<=|>=|!=|=|<|>)\s*(.*)$/);
+  return match && { field: match[1], op: match[2], value: match[3] };
+}
+
 function describeFilter(condition) {
-  const match = condition.match(/^(\w+)\s*(<=|>=|!=|=|<|>)\s*(.*)$/);
-  if (!match) return condition;
-  const [, field, op, value] = match;
+  const parsed = parseCondition(condition);
+  if (!parsed) return condition;
+  const { field, op, value } = parsed;
   if (field === "price") return `price ${op === "<=" ? "up to" : "from"} ${money(parseFloat(value))}`;
   return `${(FACETS[field] || field).toLowerCase()} “${value}”`;
 }
@@ -535,6 +542,7 @@ function setUpFacets(stats) {
 }
 
 function setUp() {
+  state.firstWords = $("status").textContent; // the first screen's words, shown again on Back to it
   const drop = $("drop");
   // The inputs are emptied after each choice, so choosing the same photo again searches again.
   for (const id of ["file", "camera"]) {
