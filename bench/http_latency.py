@@ -1,6 +1,8 @@
-"""End-to-end HTTP latency of `firs serve`: p50/p95 per mode at 1 and 8 concurrent clients,
-and the cache-hit latency. Starts the server itself (a subprocess on a free port).
+"""End-to-end HTTP latency of `firs serve`: start-up (seconds to healthy and to the first answer,
+resident memory), p50/p95 and answers/s per mode at 1 and 8 concurrent clients, the cache-hit
+latency, and the server's memory at the end. Starts the server itself (a subprocess on a free port).
     python bench/http_latency.py --index bench/out/dev-index --queries ../shared/data/viton-dev/queries.tsv
+To measure an older version in the same session, run it with PYTHONPATH=<its checkout>/src.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from serving import free_port, multipart_image, start_server, stop_server, wait_ready
+from serving import free_port, multipart_image, proc_status_kib, start_server, stop_server, wait_ready
 
 from firs.eval.queries import read_queries
 
@@ -41,11 +43,16 @@ def main() -> None:
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
     port = free_port()
     workers = [] if args.workers is None else ["--workers", str(args.workers)]
+    started = time.perf_counter()
     server = start_server(args.index, port, args.workers, subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}", server, timeout_s=120)
-        print(f"firs serve {' '.join(workers)}; {args.n} requests per row; photos are distinct (no cache hits)")
+        healthy = time.perf_counter() - started
         first = [post_photo(port, photos[-1], f"mode=fine&top_k={k}")[0] for k in (10, 9, 8)]
+        answered = healthy + first[0] / 1000
+        rss = proc_status_kib(server.pid, "VmRSS") / 1024
+        print(f"firs serve {' '.join(workers)}; {args.n} requests per row; photos are distinct (no cache hits)")
+        print(f"start-up: healthy after {healthy:.1f} s, first fine answer after {answered:.1f} s; RSS {rss:.0f} MB")
         print(f"first fine requests after start (one photo, not cached): {', '.join(f'{t:.1f}' for t in first)} ms")
         offset = 0
         for mode in ("simple", "fine"):
@@ -70,6 +77,8 @@ def main() -> None:
         assert all(answer["cached"] for _, _, answer in hits)
         hit_times = [t for t, _, _ in hits]
         print(f"cache hit (fine): p50 {np.median(hit_times):.1f} ms  p95 {np.percentile(hit_times, 95):.1f} ms")
+        resident, peak = (proc_status_kib(server.pid, key) / 1024 for key in ("VmRSS", "VmHWM"))
+        print(f"server memory at the end: resident {resident:.0f} MB, peak {peak:.0f} MB")
     finally:
         stop_server(server)
 

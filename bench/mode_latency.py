@@ -1,12 +1,19 @@
-"""Per-stage latency of each search mode, measured in one process, modes interleaved per
-query so both see the same machine state (or, with --sequential, one mode after the other,
-as `firs eval` does); prints p50/p95 and the total ratio to the first mode.
-    python bench/mode_latency.py --index bench/out/dev-index --queries ../shared/data/viton-dev/queries.tsv
+"""Per-stage latency of each search mode against the reference forward, in one process.
+
+    python bench/mode_latency.py --index INDEX --queries QUERIES.tsv [--n 300] [--sequential]
+
+The reference is the embedder's network in plain PyTorch eager at batch 1 (what issue 14's
+targets are stated against), timed before the queries and again after them: the gap between
+the two is the machine's noise. Modes run interleaved per query so both see the same machine
+state (or, with --sequential, one mode after the other, as `firs eval` does). Prints each
+stage's p50/p95 in ms and its p50 as a multiple of the reference, and each mode's total.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,36 +21,61 @@ import numpy as np
 from tqdm import tqdm
 
 from firs.eval.queries import read_queries
-from firs.runtime import tune_allocator
+from firs.runtime import default_threads, tune_allocator
 from firs.search.engine import Query, SearchEngine
+from firs.vision.embedder import Embedder
+
+
+def reference_ms(eager: Embedder, repeats: int = 40) -> float:
+    """p50 of eager PyTorch's batch-1 forward of the embedder's network."""
+    one = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    for _ in range(3):
+        eager.forward(one)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        eager.forward(one)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--modes", default="simple,fine")
     parser.add_argument("--sequential", action="store_true", help="all queries in one mode, then the next mode")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     args = parser.parse_args()
     tune_allocator()
     engine = SearchEngine(args.index, threads=args.threads)
+    eager = Embedder(threads=args.threads or default_threads(), runtime="torch")
     modes = args.modes.split(",")
     queries = read_queries(args.queries)[: args.n]
     for mode in modes:  # warm-up: models loaded, first-call costs paid
         engine.search(Query(image=queries[0].path, mode=mode))
+    before = reference_ms(eager)
     stages: dict[str, dict[str, list[float]]] = {mode: defaultdict(list) for mode in modes}
     photos = [query.path.read_bytes() for query in queries]
     order = [(m, d) for m in modes for d in photos] if args.sequential else [(m, d) for d in photos for m in modes]
     for mode, data in tqdm(order, desc="latency"):
         for stage, ms in engine.search(Query(image=data, mode=mode)).timings_ms.items():
             stages[mode][stage].append(ms)
-    base = np.median(stages[modes[0]]["total"])
+    after = reference_ms(eager)
+    reference = (before + after) / 2
+    print(f"machine: {platform.processor() or platform.machine()}, {len(photos)} photos")
+    print(f"reference (eager PyTorch batch-1 forward): {before:.1f} ms before, {after:.1f} ms after")
     for mode in modes:
-        parts = "  ".join(f"{stage} {np.median(v):.1f}/{np.percentile(v, 95):.1f}" for stage, v in stages[mode].items())
-        ratio = np.median(stages[mode]["total"]) / base
-        print(f"{mode:7s} p50/p95 ms: {parts}   total p50 = {ratio:.2f} x {modes[0]}")
+        print(f"{mode}:")
+        for stage, values in stages[mode].items():
+            p50 = np.median(values)
+            p95 = np.percentile(values, 95)
+            print(f"  {stage:8s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {p50 / reference:5.2f} x reference")
+    if "fine" in stages:
+        fine = stages["fine"]
+        both = np.median(np.add(fine["detect"], fine["segment"]))
+        print(f"fine detect + segment p50 {both:.1f} ms = {both / reference:.2f} x reference")
 
 
 if __name__ == "__main__":

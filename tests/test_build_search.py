@@ -27,6 +27,10 @@ def test_index_directory_contents(garment_index: Path, garment_catalog: Path) ->
     assert manifest["metric"] == "cosine"
     assert set(manifest["views"]) == {"simple", "fine"}
     assert manifest["catalog_images"] == {"product shot": 24}
+    for view, info in manifest["views"].items():  # efSearch tuned per view, and searched with
+        assert info["search"]["recall@10"] >= 0.97
+        engine = SearchEngine(garment_index)
+        assert engine.views[view].ann.base.params.ef_search == info["search"]["ef_search"]
     assert f"{layout.SHARDS}/part-00000.parquet" in manifest["files"]
     for view in ("simple", "fine"):
         folder = layout.view_dir(view)

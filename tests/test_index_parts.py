@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firs.index.ann import AnnIndex
+from firs.index.ann import EF_LADDER, TARGET_RECALL, AnnIndex, HnswParams
 from firs.index.shards import iter_rows, read_column, write_shard
 from firs.index.whitening import Whitening, fit_whitening
 
@@ -44,6 +44,26 @@ def test_ann_finds_exact_neighbours_and_saves(tmp_path: Path) -> None:
     loaded = AnnIndex.load(tmp_path / "a.hnsw", 24, 500, index.params)
     assert loaded.query(vectors[7], k=1)[0][0, 0] == 7
     assert index.query(vectors[0], k=1000)[0].shape == (1, 500)
+
+
+def test_ef_search_is_the_least_that_reaches_the_recall_target() -> None:
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 48))
+    vectors = _unit(centres[rng.integers(0, 40, 6000)] + 0.6 * rng.standard_normal((6000, 48)))
+    index = AnnIndex.build(vectors, HnswParams(m=8, ef_construction=40))
+    ef, recall = index.tune_ef_search()
+    assert ef in EF_LADDER and recall >= TARGET_RECALL
+    # Fresh queries (not catalogue vectors) reach about the same recall with it.
+    queries = _unit(centres[rng.integers(0, 40, 300)] + 0.6 * rng.standard_normal((300, 48)))
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+
+    def recall_at(ef_search: int) -> float:
+        found = index.with_ef_search(ef_search).query(queries, 10)[0]
+        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), exact.tolist(), strict=True)]))
+
+    assert recall_at(ef) >= TARGET_RECALL - 0.02
+    assert index.tune_ef_search() == (ef, recall)  # the sample is seeded: a rebuild tunes the same
+    assert ef > EF_LADDER[0] and recall_at(EF_LADDER[0]) < TARGET_RECALL  # this graph needs more than the least
 
 
 def test_feature_shards_round_trip(tmp_path: Path) -> None:

@@ -102,3 +102,17 @@ def test_the_same_photo_gets_the_same_garment_mask_whatever_ran_before(
     cv2.kmeans(samples, 3, None, criteria, 1, cv2.KMEANS_PP_CENTERS)  # moves OpenCV's random generator
     again = localiser.locate(astronaut).items[0].mask
     assert first is not None and again is not None and np.array_equal(first, again)
+
+
+def test_another_region_of_the_same_photo_reuses_its_pose(astronaut: Image.Image) -> None:
+    localiser = GarmentLocaliser()
+    first = localiser.locate(astronaut, region="upper")
+    calls = []
+    estimate = localiser.estimator.estimate
+    localiser.estimator.estimate = lambda rgb: calls.append(rgb) or estimate(rgb)  # type: ignore[method-assign]
+    again = localiser.locate(astronaut, region="full", strict=False, again=first)
+    assert not calls  # the pose model did not run a second time
+    fresh = localiser.locate(astronaut, region="full", strict=False)
+    assert len(calls) == 1
+    assert again.items[0].region.box == fresh.items[0].region.box
+    assert np.array_equal(again.items[0].mask, fresh.items[0].mask)

@@ -32,6 +32,17 @@ COMPRESSIONS = ("auto", "none", "sq8")  # `--compress` of build and reindex
 # recall@10 .973; below this size float32 and 1024 dims fit in ~2 GB; docs/architecture.md).
 LARGE_CATALOGUE = 200_000
 
+# efSearch is chosen per view by the build: the least of these whose recall@10 reaches the target
+# on probe queries (`probe_queries`). bench/ef_search.py, dev index (9594 products), against 300 street
+# photos: catalogue vectors as probes chose 16 for both views where the photos need 192 (whole photo)
+# and 64 (garment) — at 16 the photos' recall@10 was .49 and .85; probes pushed off by noise twice
+# their length choose 192 and 96.
+EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+TARGET_RECALL = 0.97
+TUNING_SAMPLE, TUNING_K = 500, 10
+PROBE_NOISE = 2.0
+_EXACT_BLOCK = 16_384  # vectors scored at a time when finding the exact answers
+
 
 def storage_for(compress: str, products: int) -> str:
     """The ANN storage `--compress` asks for in a catalogue of `products`."""
@@ -155,9 +166,62 @@ class AnnIndex:
             return self._exact(queries, k, allowed)
         return labels.astype(np.int64), scores.astype(np.float32)
 
+    def with_ef_search(self, ef_search: int) -> AnnIndex:
+        """The same graph searched with another efSearch."""
+        params = HnswParams(self.params.m, self.params.ef_construction, ef_search, self.params.storage)
+        return AnnIndex(self.index, params)
+
+    def tune_ef_search(self, k: int = TUNING_K) -> tuple[int, float]:
+        """The least efSearch on EF_LADDER whose recall@k reaches TARGET_RECALL on probe queries
+        (`probe_queries`), against exact search over the stored vectors (for 8-bit storage, the
+        decoded ones); and that recall."""
+        if len(self) <= k:
+            return self.params.ef_search, 1.0
+        queries = probe_queries(self, TUNING_SAMPLE)
+        truth = [set(row.tolist()) for row in self.exact_top(queries, k)]
+        recall = 0.0
+        for ef in EF_LADDER:
+            found = self.with_ef_search(ef).query(queries, k)[0]
+            recall = sum(len(set(row.tolist()) & want) for row, want in zip(found, truth, strict=True))
+            recall /= k * len(queries)
+            if recall >= TARGET_RECALL:
+                return ef, recall
+        return EF_LADDER[-1], recall
+
+    def exact_top(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """The labels of each query's k most similar stored vectors, by brute force, a block at a time."""
+        best = np.full((len(queries), k), -np.inf, np.float32)
+        best_labels = np.zeros((len(queries), k), np.int64)
+        for start in range(0, len(self), _EXACT_BLOCK):
+            scores = queries @ self.index.reconstruct_n(start, min(_EXACT_BLOCK, len(self) - start)).T
+            top = np.argpartition(-scores, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
+            merged = np.concatenate([best, np.take_along_axis(scores, top, axis=1)], axis=1)
+            merged_labels = np.concatenate([best_labels, top + start], axis=1)
+            keep = np.argsort(-merged, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(merged, keep, axis=1)
+            best_labels = np.take_along_axis(merged_labels, keep, axis=1)
+        return best_labels
+
     def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over the allowed vectors only (small sets, where a graph walk wastes its visits)."""
         vectors = self.index.reconstruct_batch(allowed)
         scores = queries @ vectors.T
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return allowed[top], np.take_along_axis(scores, top, axis=1).astype(np.float32)
+
+
+def probe_queries(ann: AnnIndex, size: int, seed: int = 0) -> np.ndarray:
+    """Up to `size` stored vectors drawn at random (seeded), each pushed off the catalogue by a
+    random direction of PROBE_NOISE times its length, L2-normalised. A photo's vector lies far
+    from every product's (a street photo's garment ~0.4 cosine to its nearest, its whole photo
+    ~0.14), and a graph walk from there needs a larger efSearch than from a catalogue vector."""
+    rng = np.random.default_rng(seed)
+    labels = np.sort(rng.choice(len(ann), size=min(size, len(ann)), replace=False)).astype(np.int64)
+    vectors = ann.index.reconstruct_batch(labels)
+    noise = rng.standard_normal(vectors.shape)
+    probes = _unit(vectors) + PROBE_NOISE * _unit(noise)
+    return _unit(probes).astype(np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

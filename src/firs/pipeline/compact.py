@@ -141,17 +141,19 @@ def compact(index: Path) -> CompactReport | None:
             _pictures(folder, staging, ids)
             for name in carried_files + maps:
                 layout.link_or_copy(folder / name, staging / name)
+            views = {}
             for view, info in manifest["views"].items():
                 whitening = Whitening.load(staging / layout.view_dir(view) / layout.WHITENING)
                 weight = float(info.get("colour", {}).get("weight", 0.0))
-                build_ann(staging / layout.SHARDS, view, whitening, weight, hnsw).save(
-                    staging / layout.view_dir(view) / layout.ANN
-                )
+                ann, search = build_ann(staging / layout.SHARDS, view, whitening, weight, hnsw)
+                ann.save(staging / layout.view_dir(view) / layout.ANN)
+                views[view] = {**info, "search": search}
             report = CompactReport(len(ids), len(snapshot.hidden), len(live))
             kept = {k: v for k, v in manifest.items() if k not in ("files", "format_version", "live")}
             counts = dict(manifest.get("counts", {}))
             counts["indexed"] = len(ids)
             kept["counts"] = counts
+            kept["views"] = views
             parts = len(shards.shard_paths(staging / layout.SHARDS))
             kept["shards"] = {**manifest.get("shards", {}), "partitions": parts}
             report.seconds = time.perf_counter() - clock

@@ -155,6 +155,15 @@ class _View:
         return self.query or self.whitening
 
 
+def _tuned(params: HnswParams, info: dict[str, Any]) -> HnswParams:
+    """The index's HNSW settings with the efSearch the build tuned for this view (indexes built
+    before the tuning keep the index-wide one)."""
+    ef_search = info.get("search", {}).get("ef_search")
+    if ef_search is None:
+        return params
+    return HnswParams(params.m, params.ef_construction, int(ef_search), params.storage)
+
+
 def _colour_weight(info: dict[str, Any], folder: Path) -> float:
     colour = info.get("colour")
     if colour is None:
@@ -221,7 +230,7 @@ class SearchEngine:
             query = info.get("whitening", {}).get("query")
             self.views[view] = _View(
                 _load_map(folder / layout.WHITENING),
-                LiveAnn(AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, params)),
+                LiveAnn(AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, _tuned(params, info))),
                 _load_map(folder / query) if query else None,
                 _colour_weight(info, folder),
                 tuned if view == self.manifest.get("model", {}).get("view") else None,
@@ -415,7 +424,7 @@ class SearchEngine:
             wanted = self.catalogue_region(near, located.items[0].region.name, located.found)
             clock.add("detect")
             if wanted:
-                located = self.localiser.locate(picture, region=wanted, strict=False)
+                located = self.localiser.locate(picture, region=wanted, strict=False, again=located)
                 clock.stages["detect"] += located.detect_ms
                 clock.stages["segment"] += located.segment_ms
                 clock.last = time.perf_counter()

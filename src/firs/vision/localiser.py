@@ -43,6 +43,7 @@ class Localisation:
     detect_ms: float = 0.0
     segment_ms: float = 0.0
     found: list[str] = field(default_factory=list)  # every body region the pose showed
+    pose: Pose | None = None  # at the working size: another region of the same photo reuses it
 
 
 def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.ndarray:
@@ -85,12 +86,13 @@ class GarmentLocaliser:
         all_items: bool = False,
         strict: bool = True,
         upright: bool = False,
+        again: Localisation | None = None,
     ) -> Localisation:
         """The garment(s) to search for: one (the chosen region) or all regions found.
 
         A named region that is not in the photo is an error, or with strict=False the
         automatic choice. `upright`: the picture is not on its side (a catalogue's), so it
-        is not tried turned.
+        is not tried turned. `again`: this photo's earlier localisation, whose pose is reused.
         """
         if region not in REGION_CHOICES:
             raise QueryError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
@@ -101,10 +103,10 @@ class GarmentLocaliser:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.BILINEAR)
         rgb = np.asarray(image)
-        pose = self.pose(rgb, upright)
+        pose = again.pose if again is not None else self.pose(rgb, upright)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
-        result = Localisation(found=[r.name for r in regions])
+        result = Localisation(found=[r.name for r in regions], pose=pose)
         if regions:
             by_name = {r.name: r for r in regions}
             if all_items:
