@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from firs.index import directory as layout
 from firs.search.engine import SearchEngine
+from firs.service import pool as pool_module
 from firs.service.app import ServiceOptions, create_app
 from firs.service.pool import BoundedPool, Busy
 from firs.vision.embedder import Embedder
@@ -113,6 +115,25 @@ def test_text_products_similar_health_stats(client: TestClient) -> None:
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert client.get("/").headers["content-type"].startswith("text/html")
     assert client.get("/docs").status_code == 200
+
+
+def test_pool_idle_work_waits_for_a_quiet_spell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle work (a heap trim) runs once the pool stays idle, never before an answer returns."""
+    monkeypatch.setattr(pool_module, "IDLE_DELAY_S", 0.1)
+    ran: list[float] = []
+    done = threading.Event()
+    pool = BoundedPool(workers=1, queue=1, on_idle=lambda: (ran.append(time.monotonic()), done.set()))
+
+    async def scenario() -> None:
+        await pool.run(lambda: None)
+        assert not ran  # not on the answer's path
+        await asyncio.sleep(0.05)
+        await pool.run(lambda: None)  # the first idle spell is cut short
+        await asyncio.sleep(0.3)
+
+    start = time.monotonic()
+    asyncio.run(scenario())
+    assert done.wait(2) and len(ran) == 1 and ran[0] - start >= 0.15
 
 
 def test_pool_refuses_beyond_capacity() -> None:

@@ -639,9 +639,10 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from .runtime import tune_allocator
+    from .runtime import limit_blas_threads, tune_allocator
 
     tune_allocator()
+    limit_blas_threads()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -26,6 +26,27 @@ def tune_allocator() -> None:
         pass
 
 
+def limit_blas_threads() -> None:
+    """NumPy's linear algebra on one thread. Its calls here are small (a whitening is one
+    matrix-vector product); between them OpenBLAS's idle workers spin, and in a search that
+    spin took a whole core from the networks (gdb: `blas_thread_server` in sched_yield; a fine
+    search cost 100 core-ms before, 76 after, the same answers per second from one worker
+    at 155 % CPU instead of 199 %)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # for the BLAS libraries loaded from now on
+    import numpy  # noqa: F401  (loads its OpenBLAS: a limit set before finds nothing to limit)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def all_blas_threads() -> contextlib.AbstractContextManager[object]:
+    """Within it, NumPy's linear algebra on every core: for the few large products (a
+    whitening's moments over a whole catalogue) that gain from them."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=default_threads(), user_api="blas")
+
+
 def release_memory() -> None:
     """Give freed heap memory back to the system (glibc malloc_trim): the allocator is tuned
     to keep it for inference, so after a burst of large uploads the process would stay big."""

@@ -26,6 +26,7 @@ from ..index.images import ImageStore
 from ..index.model_dir import TrainedModel
 from ..index.postings import Postings
 from ..index.whitening import Moments, Whitening
+from ..runtime import all_blas_threads
 from ..tagging.tagger import Tag, product_tags
 from .partition import COLOUR_VIEW, LEARNED_VIEW
 from .views import VIEW_PROCESSING
@@ -47,11 +48,12 @@ def shard_views(shard_dir: Path) -> list[str]:
 
 def _fit(shard_dir: Path, view: str, settings: ViewSettings) -> Whitening:
     moments: Moments | None = None
-    for _, block in shards.iter_column(shard_dir, view):
-        moments = moments or Moments(block.shape[1])
-        moments.add(block)
-    assert moments is not None, "no shards to fit a whitening on"
-    return moments.whitening(settings.whitening_dim, settings.whitening_shrink)
+    with all_blas_threads():
+        for _, block in shards.iter_column(shard_dir, view):
+            moments = moments or Moments(block.shape[1])
+            moments.add(block)
+        assert moments is not None, "no shards to fit a whitening on"
+        return moments.whitening(settings.whitening_dim, settings.whitening_shrink)
 
 
 def index_views(

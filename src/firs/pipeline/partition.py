@@ -22,7 +22,7 @@ from ..errors import CatalogError
 from ..index import shards
 from ..index.images import display_jpeg
 from ..index.model_dir import TrainedModel
-from ..runtime import release_memory, tune_allocator
+from ..runtime import limit_blas_threads, release_memory, tune_allocator
 from ..tagging.tagger import colour_tags, region_tag
 from ..vision.backbone_tail import BackboneTail
 from ..vision.decode import load_image
@@ -108,9 +108,10 @@ def worker_models(job: EmbedJob) -> WorkerModels:
     A Spark executor's Python worker never ran `firs`'s start-up, so the allocator is tuned here
     (without it the batched network ran at less than half its speed in the workers)."""
     tune_allocator()
+    limit_blas_threads()
     network = Path(job.network_dir) if job.network_dir else None
     embedder = Embedder(job.embedder, threads=job.threads, network_dir=network)
-    return WorkerModels(embedder, GarmentLocaliser(), _tail(embedder, job.model, job.model_sha256))
+    return WorkerModels(embedder, GarmentLocaliser(threads=job.threads), _tail(embedder, job.model, job.model_sha256))
 
 
 def _tail(embedder: Embedder, model: str | None, model_sha256: str | None) -> BackboneTail | None:
@@ -128,7 +129,8 @@ def models_for(
     if embedder is None and localiser is None:
         return worker_models(job)
     embedder = embedder or Embedder(job.embedder, threads=job.threads)
-    return WorkerModels(embedder, localiser or GarmentLocaliser(), _tail(embedder, job.model, job.model_sha256))
+    localiser = localiser or GarmentLocaliser(threads=job.threads)
+    return WorkerModels(embedder, localiser, _tail(embedder, job.model, job.model_sha256))
 
 
 @dataclass

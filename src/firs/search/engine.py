@@ -191,6 +191,7 @@ class SearchEngine:
         verify: bool = True,
         threads: int | None = None,
         localiser: GarmentLocaliser | None = None,
+        streams: int = 1,
     ) -> None:
         # The version the index path points to now: a build that swaps it while this engine
         # opens or serves changes nothing under it.
@@ -212,9 +213,10 @@ class SearchEngine:
         layout.verify_files(self.index_dir, self.manifest, [layout.IMAGES], full=False)
         network = self.index_dir / layout.NETWORK if layout.network_files(self.manifest) else None
         if embedder is None:
-            embedder = Embedder(spec_from_manifest(self.manifest, self.index_dir), threads=threads, network_dir=network)
+            spec = spec_from_manifest(self.manifest, self.index_dir)
+            embedder = Embedder(spec, threads=threads, network_dir=network, streams=streams)
         check_embedder(self.manifest, embedder, self.index_dir)
-        self.embedder = embedder
+        self.embedder, self.threads, self.streams = embedder, threads, streams
         ann = self.manifest.get("ann", {})
         params = HnswParams(
             m=ann.get("m", 32),
@@ -285,7 +287,7 @@ class SearchEngine:
     def localiser(self) -> GarmentLocaliser:
         """The pose models, loaded on first use of the fine mode, then kept."""
         if self._localiser is None:
-            self._localiser = GarmentLocaliser()
+            self._localiser = GarmentLocaliser(threads=self.threads, streams=self.streams)
         return self._localiser
 
     def view_resize(self, view: str) -> str:

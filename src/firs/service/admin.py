@@ -22,19 +22,19 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
 from ..errors import FirsError
 from ..index.writer_lock import IndexBusy
 from ..pipeline.compact import compact
 from ..pipeline.live_update import AddOptions, add_products, remove_products
 from .follow import IndexFollower
+from .guards import send_error
 from .schema import ApiError, error_responses
 
 MAX_PRODUCTS = 1000  # per request
@@ -106,18 +106,29 @@ async def _catalogue_from_form(request: Request, folder: Path) -> Path:
     return path
 
 
+class _AdminOff:
+    """ASGI middleware: the admin routes answer 404 and a word on how to turn them on. Plain ASGI:
+    as an `@app.middleware("http")` it wrapped every request in streams and tasks, which cost the
+    event loop more than the rest of a search request's handling."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if (method == "POST" and path in ("/api/products", "/api/reload", "/api/compact")) or (
+                method == "DELETE" and path.startswith("/api/products/") and not path.endswith(SUB_RESOURCES)
+            ):
+                await send_error(send, 404, ADMIN_OFF)
+                return
+        await self.app(scope, receive, send)
+
+
 def add_disabled_admin_routes(app: FastAPI) -> None:
     """With no admin key the admin routes are off: 404 and a word on how to turn them on. Checked
     before routing (no route is added), so the product routes' Allow headers stay as documented."""
-
-    @app.middleware("http")
-    async def off(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path, method = request.url.path, request.method
-        if (method == "POST" and path in ("/api/products", "/api/reload", "/api/compact")) or (
-            method == "DELETE" and path.startswith("/api/products/") and not path.endswith(SUB_RESOURCES)
-        ):
-            return JSONResponse({"error": ADMIN_OFF, "detail": None}, status_code=404)
-        return await call_next(request)
+    app.add_middleware(_AdminOff)
 
 
 def _client_words(message: str, upload: Path | None) -> str:

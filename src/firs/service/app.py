@@ -9,6 +9,7 @@ image, 422 a bad parameter, 404 an unknown product, 503 busy (with Retry-After).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import logging
@@ -37,6 +38,7 @@ from ..runtime import release_memory
 from ..search import engine as search
 from ..search.filters import PATTERN as WHERE_PATTERN
 from ..search.filters import parse_where
+from ..vision.compiled_net import search_running
 from ..vision.decode import sniff_media_type
 from .admin import add_admin_routes, add_disabled_admin_routes
 from .cache import LruCache, cache_key
@@ -153,9 +155,13 @@ def create_app(
     if "*" not in options.allowed_hosts:
         app.add_middleware(HostCheck, allowed=options.allowed_hosts)
 
+    def counted(fn: Any) -> Any:
+        with search_running():
+            return fn()
+
     async def run(fn: Any) -> Any:
         try:
-            return await pool.run(fn)
+            return await pool.run(functools.partial(counted, fn))
         except Busy:
             raise ApiError(
                 503,
@@ -219,7 +225,7 @@ def create_app(
             all_items=all_items,
             where=conditions(where or []),
         )
-        answer = (await run(lambda: current().search(query))).as_dict()
+        answer = await run(lambda: current().search(query).as_dict())
         answer["image_type"] = media
         cache.put(key, answer)
         return JSONResponse({**answer, "cached": False})
@@ -227,7 +233,7 @@ def create_app(
     @app.post("/api/search/text", summary="Search by words", responses=error_responses(400, 422, 503))
     async def search_text(body: TextSearch) -> JSONResponse:
         query = search.Query(text=body.text, k=body.top_k, where=conditions(body.where))
-        return JSONResponse((await run(lambda: current().search(query))).as_dict())
+        return JSONResponse(await run(lambda: current().search(query).as_dict()))
 
     def product_or_404(product_id: str) -> dict[str, Any]:
         record = current().store.get(product_id)
@@ -288,7 +294,7 @@ def create_app(
         if current().store.label_of(product_id) is None:
             raise ApiError(404, f"product {product_id!r} is not searchable (its image failed at build)")
         query = search.Query(like=product_id, k=top_k, where=conditions(where or []))
-        return JSONResponse((await run(lambda: current().search(query))).as_dict())
+        return JSONResponse(await run(lambda: current().search(query).as_dict()))
 
     @app.get(
         "/api/products/{product_id:path}", summary="A product's metadata and labels", responses=error_responses(404)
@@ -380,8 +386,8 @@ def serve(
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     logging.getLogger("firs").addHandler(handler)
     logging.getLogger("firs").setLevel(logging.INFO)
-    threads = max(1, default_threads() // workers)
-    engine = search.SearchEngine(index_dir, threads=threads)
+    # Every worker's inferences may run at once, each on its share of the cores (CompiledPiece).
+    engine = search.SearchEngine(index_dir, threads=default_threads(), streams=workers)
     hosts = allowed_hosts(host, extra_hosts or [])
     options = ServiceOptions(workers=workers, allowed_hosts=hosts, admin_key=admin_key, currency=currency)
     app = create_app(engine, options, follow=index_dir)

@@ -45,7 +45,8 @@ class IndexFollower:
                     self.path,
                     embedder=engine.embedder,
                     localiser=engine._localiser,
-                    threads=None,
+                    threads=engine.threads,
+                    streams=engine.streams,
                 )
                 log.info("now serving %s (%d products)", self.engine.index_dir.name, len(self.engine))
                 return True

@@ -111,7 +111,8 @@ class Embedder:
     """Loads the network once; turns RGB images into L2-normalised feature vectors.
 
     `runtime`: where the forward pass runs (see vision/compiled_net.py); `network_dir`: a
-    folder of converted pieces to read instead of converting (an index's `network/`)."""
+    folder of converted pieces to read instead of converting (an index's `network/`);
+    `streams`: inferences that may run at once (CompiledPiece)."""
 
     def __init__(
         self,
@@ -119,6 +120,7 @@ class Embedder:
         threads: int | None = None,
         runtime: str = "openvino",
         network_dir: Path | None = None,
+        streams: int = 1,
     ) -> None:
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -127,7 +129,7 @@ class Embedder:
         self.spec, self.runtime = spec or EmbedderSpec(), runtime
         if threads:
             torch.set_num_threads(threads)
-        self.network = NetworkCache(network_dir, threads)
+        self.network = NetworkCache(network_dir, threads, streams)
         self._keys: dict[tuple[str, int], tuple[torch.nn.Module, str]] = {}
         path = weights_path(self.spec.model)
         self._weights_file = path

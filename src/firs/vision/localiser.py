@@ -58,10 +58,17 @@ def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.
 
 
 class GarmentLocaliser:
-    """Pose model loaded once; thread-safe through the estimator's lock."""
+    """Pose model loaded once; callable from any thread. `threads`, `streams`: the pose networks'
+    (compiled_net.CompiledPiece)."""
 
-    def __init__(self, estimator: PoseEstimator | None = None, grabcut: bool = True) -> None:
-        self.estimator = estimator or PoseEstimator()
+    def __init__(
+        self,
+        estimator: PoseEstimator | None = None,
+        grabcut: bool = True,
+        threads: int | None = None,
+        streams: int = 1,
+    ) -> None:
+        self.estimator = estimator or PoseEstimator(threads, streams)
         self.grabcut = grabcut
         cv2.setNumThreads(1)  # small images: OpenCV's thread pool only adds waiting
 

@@ -131,17 +131,18 @@ def _crop_transform(hips: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 
 class PoseEstimator:
-    """BlazePose's two networks compiled once; `estimate` may be called from any thread."""
+    """BlazePose's two networks compiled once; `estimate` may be called from any thread
+    (`threads`, `streams`: see compiled_net.CompiledPiece)."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, streams: int = 1) -> None:
         import openvino
 
         from .compiled_net import CompiledPiece
 
         core = openvino.Core()
         detector, landmarks = model_files()
-        self._detector = CompiledPiece(core.read_model(str(detector)), threads)
-        self._landmarks = CompiledPiece(core.read_model(str(landmarks)), threads)
+        self._detector = CompiledPiece(core.read_model(str(detector)), threads, streams)
+        self._landmarks = CompiledPiece(core.read_model(str(landmarks)), threads, streams)
 
     def estimate(self, rgb: np.ndarray) -> Pose | None:
         """The most prominent person's pose in an RGB uint8 array, or None when there is none."""
