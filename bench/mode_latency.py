@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from firs.eval.queries import read_queries
-from firs.runtime import default_threads, tune_allocator
+from firs.runtime import default_threads, limit_blas_threads, tune_allocator
 from firs.search.engine import Query, SearchEngine
 from firs.vision.embedder import Embedder
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     args = parser.parse_args()
     tune_allocator()
+    limit_blas_threads()  # as `firs` itself starts
     engine = SearchEngine(args.index, threads=args.threads)
     eager = Embedder(threads=args.threads or default_threads(), runtime="torch")
     modes = args.modes.split(",")

@@ -3,6 +3,7 @@ like this, each with optional filters."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -246,6 +247,7 @@ class SearchEngine:
         self.generation = 0  # of the store's changes in place, as this engine last read them
         self.refresh()
         self._localiser = localiser
+        self._localiser_lock = threading.Lock()
 
     def refresh(self) -> bool:
         """Take in what `firs add`/`remove` changed in the store since this engine last looked:
@@ -286,9 +288,10 @@ class SearchEngine:
     @property
     def localiser(self) -> GarmentLocaliser:
         """The pose models, loaded on first use of the fine mode, then kept."""
-        if self._localiser is None:
-            self._localiser = GarmentLocaliser(threads=self.threads, streams=self.streams)
-        return self._localiser
+        with self._localiser_lock:  # two first fine searches at once load it once
+            if self._localiser is None:
+                self._localiser = GarmentLocaliser(threads=self.threads, streams=self.streams)
+            return self._localiser
 
     def view_resize(self, view: str) -> str:
         return str(self.manifest["views"][view].get("resize", self.embedder.spec.resize))

@@ -14,6 +14,7 @@ back, converting in memory whatever is not there.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
 import warnings
@@ -46,6 +47,16 @@ def digest(kind: str, module: torch.nn.Module, input_shape: tuple[int, ...], ext
     return h.hexdigest()[:32]
 
 
+_compiling: list[threading.Thread] = []  # background compilations, joined at exit
+
+
+@atexit.register
+def _join_compiling() -> None:
+    """An OpenVINO compilation still running when the interpreter finalises aborts the process."""
+    for thread in _compiling:
+        thread.join()
+
+
 _searches = 0  # in progress in this process, as the service counts them (`search_running`)
 _searches_lock = threading.Lock()
 
@@ -73,28 +84,36 @@ class CompiledPiece:
     per stream: on one stream the service's workers queue behind each other (two threads calling
     the pose landmark network: 69 inferences/s against 61 for one). With `streams` > 1 a second
     copy is compiled with that many streams, sharing the threads between them (136-148/s from
-    two threads); a call made while another is running takes that copy, a lone call the first,
-    which gives it every thread (a lone fine search on one-thread streams took 75 ms against 57
-    over HTTP). A build's batches come one at a time: one stream."""
+    two threads); a call made while another search or inference is running takes that copy (once
+    compiled, in the background), a lone call the first, which gives it every thread (a lone fine
+    search on one-thread streams took 75 ms against 57 over HTTP). A build's batches come one at
+    a time: one stream."""
 
     def __init__(self, model: object, threads: int | None, streams: int = 1) -> None:
         ov = _openvino()
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": PRECISION}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        core = ov.Core()
         self.model = model
-        self._compiled = core.compile_model(model, "CPU", config)
-        self._shared = core.compile_model(model, "CPU", {**config, "NUM_STREAMS": streams}) if streams > 1 else None
+        self._compiled = ov.Core().compile_model(model, "CPU", config)
+        self._shared: object | None = None  # compiled in the background: start-up does not wait for it
         self._local = threading.local()
         self._running, self._running_lock = 0, threading.Lock()
         # One inference now, in the thread that compiles: OpenVINO's bindings set up their NumPy
         # access lazily, and two threads doing that at once deadlock (seen: `firs serve` with two
         # workers hung at start-up, both in their first infer). It also pays the first-call cost.
         shape = [1 if size.is_dynamic else size.get_length() for size in self._compiled.input(0).get_partial_shape()]
-        for compiled in (self._compiled, self._shared):
-            if compiled is not None:
-                self._infer(compiled, np.zeros(shape, np.float32))
+        self._infer(self._compiled, np.zeros(shape, np.float32))
+        if streams > 1:
+            shared = {**config, "NUM_STREAMS": streams}
+            compile_shared = threading.Thread(target=self._compile_shared, args=(shared, shape), daemon=True)
+            compile_shared.start()
+            _compiling.append(compile_shared)
+
+    def _compile_shared(self, config: dict[str, object], shape: list[int]) -> None:
+        shared = _openvino().Core().compile_model(self.model, "CPU", config)
+        self._infer(shared, np.zeros(shape, np.float32))
+        self._shared = shared
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         with self._running_lock:
