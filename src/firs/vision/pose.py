@@ -156,6 +156,8 @@ class PoseEstimator:
         if keypoints is None:
             return None
         hips, head = (keypoints - pad) / scale
+        if np.hypot(*(head - hips)) < 1:  # a body under a pixel tall: no crop to look at
+            return None
         transform = _crop_transform(hips, head)
         crop = cv2.warpAffine(
             rgb, transform, (LANDMARK_SIDE, LANDMARK_SIDE),
