@@ -106,17 +106,22 @@ def _refine(landmarks: np.ndarray, heatmaps: np.ndarray) -> None:
     where the heatmap is confident there; in place, in landmark-crop pixels."""
     half, scale = REFINE_KERNEL // 2, LANDMARK_SIDE / HEATMAP_SIDE
     cells = (landmarks[:POSE_LANDMARKS, :2] / scale).astype(int)
-    for number, (col, row) in enumerate(cells):
-        if not (0 <= col < HEATMAP_SIDE and 0 <= row < HEATMAP_SIDE):
-            continue
-        top, left = max(0, row - half), max(0, col - half)
-        window = _sigmoid(heatmaps[top : row + half + 1, left : col + half + 1, number])
-        total = window.sum()
-        if window.max() < MIN_REFINE_CONFIDENCE or total <= 0:
-            continue
-        rows, cols = np.indices(window.shape)
-        landmarks[number, 0] = ((cols + left) * window).sum() / total * scale
-        landmarks[number, 1] = ((rows + top) * window).sum() / total * scale
+    numbers = np.flatnonzero(((cells >= 0) & (cells < HEATMAP_SIDE)).all(axis=1))
+    if not len(numbers):
+        return
+    offsets = np.arange(-half, half + 1)
+    rows, cols = cells[numbers, 1][:, None] + offsets, cells[numbers, 0][:, None] + offsets  # (n, 7) each
+    on_map = ((rows >= 0) & (rows < HEATMAP_SIDE))[:, :, None] & ((cols >= 0) & (cols < HEATMAP_SIDE))[:, None, :]
+    clipped_rows, clipped_cols = np.clip(rows, 0, HEATMAP_SIDE - 1), np.clip(cols, 0, HEATMAP_SIDE - 1)
+    logits = heatmaps[clipped_rows[:, :, None], clipped_cols[:, None, :], numbers[:, None, None]]
+    window = _sigmoid(logits) * on_map  # cells off the heatmap weigh nothing
+    total = window.sum(axis=(1, 2))
+    refined = (window.max(axis=(1, 2)) >= MIN_REFINE_CONFIDENCE) & (total > 0)
+    if not refined.any():
+        return
+    window, total, rows, cols = window[refined], total[refined], rows[refined], cols[refined]
+    landmarks[numbers[refined], 0] = (window * cols[:, None, :]).sum(axis=(1, 2)) / total * scale
+    landmarks[numbers[refined], 1] = (window * rows[:, :, None]).sum(axis=(1, 2)) / total * scale
 
 
 def _crop_transform(hips: np.ndarray, head: np.ndarray) -> np.ndarray:
