@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from firs.eval.queries import read_queries
-from firs.index.ann import EF_LADDER, TARGET_RECALL, AnnIndex, probe_queries
+from firs.index.ann import EF_LADDER, TARGET_RECALL, AnnIndex, probe_queries, recall_at
 from firs.search.engine import SearchEngine
 
 K = 10
@@ -40,8 +40,7 @@ def sweep(ann: AnnIndex, queries: np.ndarray, own: np.ndarray | None = None) -> 
         ms = (time.perf_counter() - start) * 1000 / len(queries)
         if own is not None:
             found = [labels[labels != label][:K] for labels, label in zip(found, own, strict=True)]
-        hits = sum(len(set(a[:K].tolist()) & set(b.tolist())) for a, b in zip(found, truth, strict=True))
-        rows.append((ef, hits / (K * len(queries)), ms))
+        rows.append((ef, recall_at(found, truth, K), ms))
     return rows
 
 

@@ -9,8 +9,8 @@ and metadata filters need. Inner product on unit vectors = cosine similarity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -168,8 +168,7 @@ class AnnIndex:
 
     def with_ef_search(self, ef_search: int) -> AnnIndex:
         """The same graph searched with another efSearch."""
-        params = HnswParams(self.params.m, self.params.ef_construction, ef_search, self.params.storage)
-        return AnnIndex(self.index, params)
+        return AnnIndex(self.index, replace(self.params, ef_search=ef_search))
 
     def tune_ef_search(self, k: int = TUNING_K) -> tuple[int, float]:
         """The least efSearch on EF_LADDER whose recall@k reaches TARGET_RECALL on probe queries
@@ -178,12 +177,10 @@ class AnnIndex:
         if len(self) <= k:
             return self.params.ef_search, 1.0
         queries = probe_queries(self, TUNING_SAMPLE)
-        truth = [set(row.tolist()) for row in self.exact_top(queries, k)]
+        truth = self.exact_top(queries, k)
         recall = 0.0
         for ef in EF_LADDER:
-            found = self.with_ef_search(ef).query(queries, k)[0]
-            recall = sum(len(set(row.tolist()) & want) for row, want in zip(found, truth, strict=True))
-            recall /= k * len(queries)
+            recall = recall_at(self.with_ef_search(ef).query(queries, k)[0], truth, k)
             if recall >= TARGET_RECALL:
                 return ef, recall
         return EF_LADDER[-1], recall
@@ -208,6 +205,12 @@ class AnnIndex:
         scores = queries @ vectors.T
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return allowed[top], np.take_along_axis(scores, top, axis=1).astype(np.float32)
+
+
+def recall_at(found: Sequence[np.ndarray], truth: Sequence[np.ndarray], k: int) -> float:
+    """Recall@k: the share of each query's exact k (`truth`) among its first k answers (`found`)."""
+    hits = sum(len(set(a[:k].tolist()) & set(b[:k].tolist())) for a, b in zip(found, truth, strict=True))
+    return hits / (k * len(truth))
 
 
 def probe_queries(ann: AnnIndex, size: int, seed: int = 0) -> np.ndarray:

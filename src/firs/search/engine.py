@@ -160,9 +160,7 @@ def _tuned(params: HnswParams, info: dict[str, Any]) -> HnswParams:
     """The index's HNSW settings with the efSearch the build tuned for this view (indexes built
     before the tuning keep the index-wide one)."""
     ef_search = info.get("search", {}).get("ef_search")
-    if ef_search is None:
-        return params
-    return HnswParams(params.m, params.ef_construction, int(ef_search), params.storage)
+    return params if ef_search is None else replace(params, ef_search=int(ef_search))
 
 
 def _colour_weight(info: dict[str, Any], folder: Path) -> float:
