@@ -113,6 +113,27 @@ def test_embedder_mismatch_is_a_clear_error(garment_index: Path, embedder: Embed
         SearchEngine(target, embedder)
 
 
+def test_an_index_from_before_resampling_was_recorded_keeps_pillows(
+    garment_index: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    target = tmp_path / "index"
+    shutil.copytree(garment_index, target)
+    manifest = json.loads((target / layout.MANIFEST).read_text())
+    assert manifest["embedder"]["resample"] == "area-linear"  # what a build records now
+    del manifest["embedder"]["resample"]
+    (target / layout.MANIFEST).write_text(json.dumps(manifest))
+    older = SearchEngine(target)  # its queries are prepared as its catalogue was
+    assert older.embedder.spec.resample == older.localiser.resample == "pil-bilinear"
+    photo = sorted((garment_catalog.parent / "img").glob("*.png"))[2]
+    assert older.search(Query(image=photo, k=3)).results
+    with pytest.raises(IndexFormatError, match=r"resample: index 'pil-bilinear', running 'area-linear'"):
+        SearchEngine(target, embedder)
+    manifest["embedder"]["resample"] = "lanczos"
+    (target / layout.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="unknown resampling 'lanczos'"):
+        SearchEngine(target)
+
+
 def test_corrupt_or_missing_index_is_a_clear_error(garment_index: Path, embedder: Embedder, tmp_path: Path) -> None:
     target = tmp_path / "index"
     shutil.copytree(garment_index, target)

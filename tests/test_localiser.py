@@ -116,3 +116,21 @@ def test_another_region_of_the_same_photo_reuses_its_pose(astronaut: Image.Image
     assert len(calls) == 1
     assert again.items[0].region.box == fresh.items[0].region.box
     assert np.array_equal(again.items[0].mask, fresh.items[0].mask)
+
+
+def test_either_resampling_finds_the_same_garment_in_a_big_photo(
+    localiser: GarmentLocaliser, astronaut: Image.Image
+) -> None:
+    big = astronaut.resize((1500, 1500), Image.BICUBIC)  # scaled down to the working size first
+    fast = localiser.locate(big).items[0]
+    pillow = GarmentLocaliser(localiser.estimator, resample="pil-bilinear").locate(big).items[0]
+    assert fast.region.name == pillow.region.name == "upper"
+    boxes = np.array([fast.region.box, pillow.region.box], float)
+    inner = np.r_[boxes[:, :2].max(axis=0), boxes[:, 2:].min(axis=0)]
+    overlap = np.prod(np.clip(inner[2:] - inner[:2], 0, None))
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    assert overlap / (areas.sum() - overlap) > 0.95  # boxes in the big photo's pixels, nearly equal
+    assert fast.mask is not None and pillow.mask is not None and fast.mask.shape == (1500, 1500)
+    assert (fast.mask & pillow.mask).sum() / (fast.mask | pillow.mask).sum() > 0.9
+    with pytest.raises(FirsError, match="unknown resampling"):
+        GarmentLocaliser(localiser.estimator, resample="nearest")

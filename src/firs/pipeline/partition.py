@@ -111,7 +111,8 @@ def worker_models(job: EmbedJob) -> WorkerModels:
     limit_blas_threads()
     network = Path(job.network_dir) if job.network_dir else None
     embedder = Embedder(job.embedder, threads=job.threads, network_dir=network)
-    return WorkerModels(embedder, GarmentLocaliser(threads=job.threads), _tail(embedder, job.model, job.model_sha256))
+    localiser = GarmentLocaliser(threads=job.threads, resample=job.embedder.resample)
+    return WorkerModels(embedder, localiser, _tail(embedder, job.model, job.model_sha256))
 
 
 def _tail(embedder: Embedder, model: str | None, model_sha256: str | None) -> BackboneTail | None:
@@ -129,7 +130,7 @@ def models_for(
     if embedder is None and localiser is None:
         return worker_models(job)
     embedder = embedder or Embedder(job.embedder, threads=job.threads)
-    localiser = localiser or GarmentLocaliser(threads=job.threads)
+    localiser = localiser or GarmentLocaliser(threads=job.threads, resample=job.embedder.resample)
     return WorkerModels(embedder, localiser, _tail(embedder, job.model, job.model_sha256))
 
 

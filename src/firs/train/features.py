@@ -125,6 +125,7 @@ def catalogue_features(
     key = fingerprint(
         [
             embedder.identity["weights_sha256"],
+            embedder.spec.resample,
             "fine",
             FINE_VIEW_VERSION,
             kind,
@@ -176,6 +177,7 @@ def query_features(
     key = fingerprint(
         [
             embedder.identity["weights_sha256"],
+            embedder.spec.resample,
             kind,
             FINE_VIEW_VERSION,  # synthetic pairs start from the product's fine view
             views,

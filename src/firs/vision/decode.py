@@ -19,6 +19,7 @@ import pillow_heif
 from PIL import Image
 
 from ..errors import ImageError
+from .resample import fitted, resized
 
 # HEIC/HEIF (iPhone photos) through libheif. Decoding applies the file's irot/imir turns and
 # resets the EXIF orientation to 1, so the EXIF turn below never turns such a photo twice.
@@ -150,7 +151,7 @@ def _reduce(image: Image.Image, side: int) -> Image.Image:
         image = image.reduce(factor)
     image = _to_rgb(image)
     if max(image.size) > side:
-        image.thumbnail((side, side), Image.BILINEAR, reducing_gap=2.0)
+        image = Image.fromarray(resized(image, *fitted(image.size, side)))
     return image
 
 
@@ -242,7 +243,9 @@ def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Pho
             _check_size(image, name)
             width, height = image.size
             if image.format in ("JPEG", "MPO"):
-                image.draft("RGB", (side, side))  # decoded at 1/2, 1/4 or 1/8 scale: faster, smaller
+                # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the long side `side`
+                # (asked as the fitted box, not a square: a 4032x3024 photo at 384 takes 1/8).
+                image.draft("RGB", fitted(image.size, side))
             peak = image.size[0] * image.size[1] * _peak_bytes_per_pixel(image.mode, image.format)
             if peak > MAX_DECODE_BYTES:
                 raise ImageError(

@@ -20,6 +20,7 @@ from ..errors import FirsError
 from ..files import sha256_file
 from .backbone_tail import BackboneTail, trunk_maps
 from .compiled_net import CompiledPiece, NetworkCache, digest
+from .resample import RESAMPLE, fitted, resized
 
 # EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
 MEAN = (0.498, 0.498, 0.498)
@@ -42,6 +43,7 @@ class EmbedderSpec:
     resize: str = "crop"  # crop: centre square; pad: letterbox on white; squash: stretch
     pooling: str = "gem"
     gem_p: float = 3.0
+    resample: str = RESAMPLE
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -60,27 +62,37 @@ def weights_path(model: str) -> Path:
     return Path(getattr(module, class_name).get_model_file_path())
 
 
-def prepare(image: Image.Image, size: int, resize: str) -> np.ndarray:
+def prepare(image: Image.Image, size: int, resize: str, resample: str = RESAMPLE) -> np.ndarray:
     """An RGB image as a normalised CHW float32 array of size x size."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     if resize == "squash":
-        square = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-    elif resize == "crop":
+        return _normalised(resized(image, size, size, resample))
+    if resize == "crop":
         scale = size / min(image.size)
         w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        resized = image.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
         left, top = (w - size) // 2, (h - size) // 2
-        square = resized.crop((left, top, left + size, top + size))
-    elif resize == "pad":
-        scale = size / max(image.size)
-        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-        resized = image.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
-        square = Image.new("RGB", (size, size), (255, 255, 255))
-        square.paste(resized, ((size - w) // 2, (size - h) // 2))
-    else:
-        raise FirsError(f"unknown resize policy {resize!r} (pad, squash, crop)")
-    array = np.asarray(square, dtype=np.float32) / 255.0
-    array = (array - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+        return _normalised(resized(image, w, h, resample)[top : top + size, left : left + size])
+    if resize == "pad":
+        w, h = fitted(image.size, size)
+        square = np.full((size, size, 3), 255, np.uint8)
+        left, top = (size - w) // 2, (size - h) // 2
+        square[top : top + h, left : left + w] = resized(image, w, h, resample)
+        return _normalised(square)
+    raise FirsError(f"unknown resize policy {resize!r} (pad, squash, crop)")
+
+
+_SCALE = 1.0 / (255.0 * np.asarray(STD, np.float32))
+_SHIFT = np.asarray(MEAN, np.float32) / np.asarray(STD, np.float32)
+
+
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    """HWC uint8 -> CHW float32 (x / 255 - mean) / std, one channel at a time into the output."""
+    out = np.empty((3, *pixels.shape[:2]), np.float32)
+    for channel in range(3):
+        np.multiply(pixels[:, :, channel], _SCALE[channel], out=out[channel], casting="unsafe")
+        out[channel] -= _SHIFT[channel]
+    return out
 
 
 class _Trunk(torch.nn.Module):
@@ -245,7 +257,7 @@ class Embedder:
 
     def prepare(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
         """`resize` overrides the spec's policy (a view may prepare its pictures differently)."""
-        return prepare(image, self.spec.input_size, resize or self.spec.resize)
+        return prepare(image, self.spec.input_size, resize or self.spec.resize, self.spec.resample)
 
     def embed(self, image: Image.Image, resize: str | None = None) -> np.ndarray:
         """One image -> (1280,) vector."""

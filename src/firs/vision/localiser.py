@@ -20,6 +20,7 @@ from .crops import masked_on_white, salient_box
 from .garment_mask import garment_mask
 from .pose import LEFT_SHOULDER, RIGHT_SHOULDER, Pose, PoseEstimator
 from .regions import REGIONS, Region, body_regions
+from .resample import RESAMPLE, check_resample, fitted, resized
 
 AUTO_ORDER = ("upper", "full", "lower", "feet")
 WORK_SIDE = 384  # long side, in pixels, at which people are located and garments cut out
@@ -59,7 +60,7 @@ def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.
 
 class GarmentLocaliser:
     """Pose model loaded once; callable from any thread. `threads`, `streams`: the pose networks'
-    (compiled_net.CompiledPiece)."""
+    (compiled_net.CompiledPiece); `resample`: how a photo is scaled to the working size (the index's)."""
 
     def __init__(
         self,
@@ -67,9 +68,11 @@ class GarmentLocaliser:
         grabcut: bool = True,
         threads: int | None = None,
         streams: int = 1,
+        resample: str = RESAMPLE,
     ) -> None:
+        check_resample(resample)
         self.estimator = estimator or PoseEstimator(threads, streams)
-        self.grabcut = grabcut
+        self.grabcut, self.resample = grabcut, resample
         cv2.setNumThreads(1)  # small images: OpenCV's thread pool only adds waiting
 
     def pose(self, rgb: np.ndarray, upright: bool = False) -> Pose | None:
@@ -107,9 +110,10 @@ class GarmentLocaliser:
         original_size = image.size
         scale = min(1.0, WORK_SIDE / max(image.size))
         if scale < 1.0:  # masks and GrabCut at a working size: the embedder sees 224 px anyway
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.BILINEAR)
-        rgb = np.asarray(image)
+            rgb = resized(image, *fitted(image.size, WORK_SIDE), self.resample)
+            image = Image.fromarray(rgb)
+        else:
+            rgb = np.asarray(image)
         pose = again.pose if again is not None else self.pose(rgb, upright)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
