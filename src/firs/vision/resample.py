@@ -16,8 +16,9 @@ from PIL import Image
 
 from ..errors import FirsError
 
-RESAMPLERS = ("area-linear", "pil-bilinear")
 RESAMPLE = "area-linear"
+PILLOW = "pil-bilinear"  # an index whose manifest names no resampling was built with this
+RESAMPLERS = (RESAMPLE, PILLOW)
 
 
 def check_resample(resample: str) -> None:
@@ -33,7 +34,7 @@ def fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
 
 def resized(image: Image.Image, width: int, height: int, resample: str = RESAMPLE) -> np.ndarray:
     """An RGB picture's HWC uint8 pixels at width x height."""
-    if resample == "pil-bilinear":
+    if resample == PILLOW:
         return np.asarray(image.resize((width, height), Image.BILINEAR, reducing_gap=2.0))
     check_resample(resample)
     pixels = np.asarray(image)
