@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 from skimage import data
 
 from firs.errors import FirsError
+from firs.vision.crops import mask_box
 from firs.vision.localiser import GarmentLocaliser
 
 
@@ -134,3 +135,23 @@ def test_either_resampling_finds_the_same_garment_in_a_big_photo(
     assert (fast.mask & pillow.mask).sum() / (fast.mask | pillow.mask).sum() > 0.9
     with pytest.raises(FirsError, match="unknown resampling"):
         GarmentLocaliser(localiser.estimator, resample="nearest")
+
+
+def test_mask_box_is_the_box_of_the_masks_pixels() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        height, width = rng.integers(1, 60, 2)
+        mask = rng.random((height, width)) < rng.choice([0.0, 0.002, 0.05, 0.5])
+        ys, xs = np.nonzero(mask)
+        for margin in (0.0, 0.04, 0.5):
+            if not len(xs):
+                assert mask_box(mask, margin) is None
+                continue
+            pad_x, pad_y = int((np.ptp(xs) + 1) * margin), int((np.ptp(ys) + 1) * margin)
+            want = (
+                max(0, xs.min() - pad_x),
+                max(0, ys.min() - pad_y),
+                min(width, xs.max() + 1 + pad_x),
+                min(height, ys.max() + 1 + pad_y),
+            )
+            assert mask_box(mask, margin) == want

@@ -14,28 +14,25 @@ FLAT_BORDER = 12.0  # median Lab spread of the border below which it is one flat
 
 def masked_on_white(rgb: np.ndarray, mask: np.ndarray, margin: float = 0.04) -> Image.Image:
     """The mask's pixels on white, cropped to the mask's box (plus a margin)."""
-    out = np.full_like(rgb, WHITE)
-    out[mask] = rgb[mask]
     box = mask_box(mask, margin)
     if box is None:
         return Image.fromarray(rgb)
     x0, y0, x1, y1 = box
-    return Image.fromarray(out[y0:y1, x0:x1])
+    out = rgb[y0:y1, x0:x1].copy()
+    out[~mask[y0:y1, x0:x1]] = WHITE
+    return Image.fromarray(out)
 
 
 def mask_box(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int] | None:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    """The box (x0, y0, x1, y1; x1, y1 exclusive) of a mask's pixels, grown by `margin` of its
+    size on each side; None for an empty mask. (OpenCV's bounding rectangle of the non-zero
+    pixels: a tenth of the time of NumPy's nonzero over a 384 px mask.)"""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8, copy=False))
+    if w == 0:
         return None
     height, width = mask.shape
-    pad_x = int((xs.max() - xs.min() + 1) * margin)
-    pad_y = int((ys.max() - ys.min() + 1) * margin)
-    return (
-        max(0, int(xs.min()) - pad_x),
-        max(0, int(ys.min()) - pad_y),
-        min(width, int(xs.max()) + 1 + pad_x),
-        min(height, int(ys.max()) + 1 + pad_y),
-    )
+    pad_x, pad_y = int(w * margin), int(h * margin)
+    return max(0, x - pad_x), max(0, y - pad_y), min(width, x + w + pad_x), min(height, y + h + pad_y)
 
 
 def border_pixels(image: np.ndarray) -> np.ndarray:
