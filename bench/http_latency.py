@@ -1,6 +1,8 @@
 """End-to-end HTTP latency of `firs serve`: start-up (seconds to healthy and to the first answer,
 resident memory), p50/p95 and answers/s per mode at 1 and 8 concurrent clients, the cache-hit
 latency, and the server's memory at the end. Starts the server itself (a subprocess on a free port).
+With --reference, the eager PyTorch forward of issue 14 is timed in this process before the server
+starts and after it stops, and each one-client p50 is also given as a multiple of it.
     python bench/http_latency.py --index bench/out/dev-index --queries ../shared/data/viton-dev/queries.tsv
 To measure an older version in the same session, run it with PYTHONPATH=<its checkout>/src.
 """
@@ -16,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from mode_latency import reference_ms
 from serving import free_port, multipart_image, proc_status_kib, start_server, stop_server, wait_ready
 
 from firs.eval.queries import read_queries
+from firs.vision.embedder import Embedder
 
 
 def post_photo(port: int, data: bytes, params: str) -> tuple[float, int, dict]:
@@ -39,7 +43,10 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--n", type=int, default=120, help="requests per mode and concurrency")
     parser.add_argument("--workers", type=int, default=None, help="firs serve --workers (default: its own)")
+    parser.add_argument("--reference", action="store_true", help="also time the eager reference forward")
     args = parser.parse_args()
+    eager = Embedder(runtime="torch") if args.reference else None
+    before = reference_ms(eager) if eager else None
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
     port = free_port()
     workers = [] if args.workers is None else ["--workers", str(args.workers)]
@@ -55,6 +62,7 @@ def main() -> None:
         print(f"start-up: healthy after {healthy:.1f} s, first fine answer after {answered:.1f} s; RSS {rss:.0f} MB")
         print(f"first fine requests after start (one photo, not cached): {', '.join(f'{t:.1f}' for t in first)} ms")
         offset = 0
+        one_client: dict[str, float] = {}
         for mode in ("simple", "fine"):
             for clients in (1, 8):
                 batch = photos[offset : offset + args.n]
@@ -71,6 +79,8 @@ def main() -> None:
                     f"{mode:6s} clients {clients}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (server total p50"
                     f" {server_total:.1f} ms)  {len(times) / wall:5.1f} answers/s  503s {busy}"
                 )
+                if clients == 1:
+                    one_client[mode] = float(p50)
         data = photos[0]
         post_photo(port, data, "mode=fine&top_k=10")
         hits = [post_photo(port, data, "mode=fine&top_k=10") for _ in range(50)]
@@ -81,6 +91,11 @@ def main() -> None:
         print(f"server memory at the end: resident {resident:.0f} MB, peak {peak:.0f} MB")
     finally:
         stop_server(server)
+    if eager and before:
+        after = reference_ms(eager)
+        reference = (before + after) / 2
+        ratios = ", ".join(f"{mode} {ms / reference:.2f}x" for mode, ms in one_client.items())
+        print(f"reference (eager batch-1 forward): {before:.1f} ms before, {after:.1f} ms after; one client: {ratios}")
 
 
 if __name__ == "__main__":
