@@ -90,3 +90,26 @@ def test_exif_orientation_holds_for_every_mode(mode: str) -> None:
     photo = decode_photo(buffer.getvalue(), mode)
     assert photo.size == (30, 60) and photo.image.size == (30, 60)
     assert photo.image.getpixel((25, 5))[0] > 200 and photo.image.getpixel((5, 55))[0] < 50
+
+
+@pytest.mark.parametrize(("side", "scale"), [(384, 8), (1024, 2)])
+def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
+    side: int, scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import JpegImagePlugin
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4032, 3024), (90, 120, 200)).save(buffer, "JPEG")
+    decoded_sizes = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def recording(self, mode, size):  # type: ignore[no-untyped-def]
+        result = draft(self, mode, size)
+        decoded_sizes.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording)
+    photo = decode_photo(buffer.getvalue(), "phone.jpg", side)
+    # 4032 x 3024 fitted into `side` is side x 3/4 side: 1/8 scale (504 x 378) still covers 384 x 288.
+    assert decoded_sizes == [(4032 // scale, 3024 // scale)]
+    assert photo.image.size == (side, side * 3 // 4) and photo.size == (4032, 3024)
