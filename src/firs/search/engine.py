@@ -28,7 +28,7 @@ from ..vision.colour_signature import colour_signatures
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, WORK_SIDE, GarmentLocaliser
-from ..vision.resample import PILLOW, RESAMPLERS
+from ..vision.resample import PILLOW, check_resample
 from .filters import Condition
 from .tag_policy import VOTERS, Neighbour, query_tags, tag_candidates, vote_types
 
@@ -138,8 +138,10 @@ def spec_from_manifest(manifest: dict[str, Any], where: Path) -> EmbedderSpec:
     built = _built_embedder(manifest)
     if not built:
         raise IndexFormatError(f"{where}: manifest has no embedder section")
-    if built["resample"] not in RESAMPLERS:
-        raise IndexFormatError(f"{where}: manifest names an unknown resampling {built['resample']!r}")
+    try:
+        check_resample(built["resample"])
+    except FirsError as exc:
+        raise IndexFormatError(f"{where}: manifest embedder section: {exc}") from None
     try:
         return EmbedderSpec(
             model=built["model"],

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .crops import border_pixels
+from .resample import fitted
 
 FLAT_SPREAD = 3.0  # border pixels' spread (std per channel, 0-255) under which the backdrop is one flat colour
 SKIN_SHARE = 0.01  # under this share of skin-coloured pixels nobody is in the picture
@@ -32,8 +33,7 @@ def is_product_shot(image: Image.Image) -> bool:
     """An item alone on a flat backdrop with no skin in sight: no person wears it. False means
     "not sure" (a skin-coloured garment, a studio backdrop): the pose model decides."""
     if max(image.size) > CHECK_SIDE:
-        scale = CHECK_SIDE / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST)
+        image = image.resize(fitted(image.size, CHECK_SIDE), Image.NEAREST)
     rgb = np.asarray(image.convert("RGB"))
     if float(border_pixels(rgb).astype(np.float32).std(axis=0).mean()) >= FLAT_SPREAD:
         return False
