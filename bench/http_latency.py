@@ -18,12 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from mode_latency import reference_ms
+from mode_latency import eager_reference, reference_ms
 from serving import free_port, multipart_image, proc_status_kib, start_server, stop_server, wait_ready
 
 from firs.eval.queries import read_queries
-from firs.runtime import default_threads, limit_blas_threads, tune_allocator
-from firs.vision.embedder import Embedder
 
 
 def post_photo(port: int, data: bytes, params: str) -> tuple[float, int, dict]:
@@ -46,10 +44,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="firs serve --workers (default: its own)")
     parser.add_argument("--reference", action="store_true", help="also time the eager reference forward")
     args = parser.parse_args()
-    if args.reference:  # as bench/mode_latency.py times it: the allocator tuned, BLAS on one thread
-        tune_allocator()
-        limit_blas_threads()
-    eager = Embedder(threads=default_threads(), runtime="torch") if args.reference else None
+    eager = eager_reference() if args.reference else None
     before = reference_ms(eager) if eager else None
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: 4 * args.n]]
     port = free_port()
