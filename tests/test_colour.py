@@ -17,8 +17,8 @@ from firs.index import directory as layout
 from firs.index.shards import colour_column, read_column
 from firs.index.whitening import Whitening
 from firs.search.engine import Query, SearchEngine
-from firs.vision.colour_signature import SIZE, colour_signatures
-from firs.vision.embedder import Embedder
+from firs.vision.colour_signature import BINS, SIZE, colour_signatures, garment_pixels, signature
+from firs.vision.embedder import Embedder, prepare
 
 from .conftest import jpeg_bytes
 
@@ -36,6 +36,21 @@ def test_signature_tells_navy_from_black(embedder: Embedder) -> None:
     assert float(signatures["navy"] @ signatures["black"]) < 0.3
     blank = _signature(Image.new("RGB", (64, 64), (255, 255, 255)), embedder)
     assert blank.shape == (SIZE,) and not blank.any()  # nothing but backdrop: no colour at all
+
+
+def test_signature_bins_every_garment_pixel_by_its_colour() -> None:
+    """The fast path gives exactly the histogram of `garment_pixels` binned, for every value a
+    channel can take, white backdrop and padding included."""
+    rng = np.random.default_rng(3)
+    noise = Image.fromarray(rng.integers(0, 256, (300, 260, 3), dtype=np.uint8))
+    x, y = np.meshgrid(np.arange(256), np.arange(256))
+    ramp = Image.fromarray(np.stack([x, y, (x + y) % 256], axis=-1).astype(np.uint8))
+    batch = np.stack([prepare(image, 224, policy) for image in (noise, ramp) for policy in ("pad", "crop")])
+    expected = []
+    for pixels in garment_pixels(batch):
+        cells = (pixels * BINS).astype(np.int64)
+        expected.append(signature(np.bincount((cells[:, 0] * BINS + cells[:, 1]) * BINS + cells[:, 2], minlength=SIZE)))
+    assert np.array_equal(colour_signatures(batch), np.stack(expected))
 
 
 def test_fused_inner_product_is_the_weighted_score() -> None:

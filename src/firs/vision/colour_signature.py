@@ -21,9 +21,12 @@ BINS = 6
 SIZE = BINS**3
 
 
+_STD, _MEAN = np.asarray(STD, np.float32), np.asarray(MEAN, np.float32)
+
+
 def garment_pixels(batch: np.ndarray) -> list[np.ndarray]:
     """Per prepared NCHW picture (the embedder's normalisation), its non-white pixels, RGB in [0, 1)."""
-    rgb = batch.transpose(0, 2, 3, 1) * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)
+    rgb = batch.transpose(0, 2, 3, 1) * _STD + _MEAN
     rgb = np.clip(rgb, 0.0, 0.999).reshape(len(batch), -1, 3)
     return [pixels[(pixels < NEAR_WHITE / 255).any(axis=1)] for pixels in rgb]
 
@@ -35,9 +38,23 @@ def signature(counts: np.ndarray) -> np.ndarray:
 
 
 def colour_signatures(batch: np.ndarray) -> np.ndarray:
-    """Prepared NCHW pictures (the embedder's normalisation) -> (N, SIZE) float32."""
-    out = np.zeros((len(batch), SIZE), np.float32)
-    for row, pixels in enumerate(garment_pixels(batch)):
-        cells = (pixels * BINS).astype(np.int64)
-        out[row] = signature(np.bincount((cells[:, 0] * BINS + cells[:, 1]) * BINS + cells[:, 2], minlength=SIZE))
+    """Prepared NCHW pictures (the embedder's normalisation) -> (N, SIZE) float32.
+
+    The same numbers as binning `garment_pixels`, a channel at a time into one cell code per
+    pixel: 0.28 against 0.71 ms for a 224 px picture (tests/test_colour_signature.py)."""
+    count, _, height, width = batch.shape
+    out = np.zeros((count, SIZE), np.float32)
+    value = np.empty((height, width), np.float32)
+    for row in range(count):
+        code = np.zeros((height, width), np.uint8)
+        coloured = np.zeros((height, width), bool)
+        for channel in range(3):
+            np.multiply(batch[row, channel], _STD[channel], out=value)
+            value += _MEAN[channel]
+            np.clip(value, 0.0, 0.999, out=value)
+            coloured |= value < NEAR_WHITE / 255
+            value *= BINS
+            code *= BINS
+            code += value.astype(np.uint8)
+        out[row] = signature(np.bincount(code[coloured], minlength=SIZE))
     return out
