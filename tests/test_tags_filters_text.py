@@ -20,7 +20,9 @@ from firs.search.filters import parse_where
 from firs.search.tag_policy import tag_candidates
 from firs.tagging.tagger import Tag, classifier_tags, colour_tags, metadata_tags
 from firs.tagging.vocabulary import labels_in_text
+from firs.vision.decode import decode_photo
 from firs.vision.embedder import Embedder
+from firs.vision.localiser import WORK_SIDE
 
 from .helpers import catalog_ids, transformed_copy
 
@@ -248,6 +250,21 @@ def test_auto_region_follows_the_catalogues_labels(engine: SearchEngine) -> None
     assert engine.catalogue_region(vector("dress-black-solid"), "upper", ["upper"]) is None  # not in the photo
     assert engine.catalogue_region(vector("t-shirt-red-solid"), "upper", ["upper", "full", "lower"]) is None
     assert engine.catalogue_region(vector("trousers-black-solid"), "upper", ["upper", "lower"]) == "lower"
+
+
+def test_fine_answer_is_the_graphs_answer_for_the_garment(engine: SearchEngine, tmp_path: Path) -> None:
+    """The auto rule's vote and the answer share one graph search: the answer is still exactly
+    the k nearest products of the garment's vector, for k under and over the voters' number."""
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(photo, quality=90)
+    picture = decode_photo(photo.read_bytes(), "astronaut", WORK_SIDE).image  # as the engine decodes it
+    garment = engine.localiser.locate(picture).items[0]
+    vector, _ = engine.vector_of(garment.view, "fine", classify=False)
+    for k in (3, len(engine)):
+        answer = engine.search(Query(image=photo, mode="fine", k=k)).as_dict()
+        assert "region_rule" not in answer  # the first garment's own search, not a second region's
+        expected = engine.neighbours(vector, k, "fine")
+        assert [(r["id"], r["score"]) for r in answer["results"]] == [(r["id"], r["score"]) for r in expected]
 
 
 def test_the_store_reads_from_many_threads_at_once(garment_index: Path) -> None:

@@ -356,9 +356,17 @@ class SearchEngine:
         wanted = region_of(voted[0].label) if voted else None
         return wanted if wanted and wanted != region and wanted in found else None
 
-    def nearest_labels(self, vector: np.ndarray, view: str = "fine", exclude: int | None = None) -> list[Neighbour]:
-        """(similarity, labels) of the VOTERS nearest catalogue products, `exclude` left out."""
-        labels, scores = self.views[view].ann.query(vector, VOTERS + (exclude is not None))
+    def nearest_labels(
+        self,
+        vector: np.ndarray,
+        view: str = "fine",
+        exclude: int | None = None,
+        found: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[Neighbour]:
+        """(similarity, labels) of the VOTERS nearest catalogue products, `exclude` left out;
+        `found`: the view's ANN answer for this vector, when already taken (at least VOTERS + 1 deep)."""
+        labels, scores = found or self.views[view].ann.query(vector, VOTERS + (exclude is not None))
+        labels, scores = labels[:, : VOTERS + 1], scores[:, : VOTERS + 1]
         tags = self.store.tags_of(labels[0].tolist())
         near = [(s, tags.get(label, [])) for label, s in zip(labels[0].tolist(), scores[0].tolist(), strict=True)]
         return [pair for pair, label in zip(near, labels[0].tolist(), strict=True) if label != exclude][:VOTERS]
@@ -435,11 +443,13 @@ class SearchEngine:
         located = self.localiser.locate(picture, region=query.region, all_items=query.all_items)
         clock.stages.update(detect=located.detect_ms, segment=located.segment_ms)
         clock.last = time.perf_counter()
-        first = None  # the first garment's vector, probabilities and neighbours, when already taken
+        first = None  # the first garment's vector, probabilities, voters and ANN answer, when already taken
         if query.region == "auto" and not query.all_items and not located.fallback:
             vector, probabilities = self.vector_of(located.items[0].view, "fine", query.mode == "tag")
             clock.add("embed")
-            near = self.nearest_labels(vector)
+            # One graph search for the vote and, where nothing restricts the answer, the answer itself.
+            wide = self.views["fine"].ann.query(vector, max(query.k, VOTERS + 1))
+            near = self.nearest_labels(vector, found=wide)
             wanted = self.catalogue_region(near, located.items[0].region.name, located.found)
             clock.add("detect")
             if wanted:
@@ -449,13 +459,13 @@ class SearchEngine:
                 clock.last = time.perf_counter()
                 extra["region_rule"] = f"{wanted}: the nearest products' labels say a {wanted}-body garment"
             else:
-                first = (vector, probabilities, near)
+                first = (vector, probabilities, near, wide)
         items = []
         for number, item in enumerate(located.items):
             if number == 0 and first:
-                vector, probabilities, near = first
+                vector, probabilities, near, wide = first
             else:
-                (vector, probabilities), near = self.vector_of(item.view, "fine", query.mode == "tag"), None
+                (vector, probabilities), near, wide = self.vector_of(item.view, "fine", query.mode == "tag"), None, None
             clock.add("embed")
             restrict, entry = allowed, {"region": _region_answer(item.region.as_dict(), photo)}
             if query.mode == "tag":
@@ -469,7 +479,11 @@ class SearchEngine:
                     candidate_rule=rule,
                 )
                 clock.add("tag")
-            entry["results"] = self.neighbours(vector, query.k, "fine", restrict)
+            if restrict is None and wide is not None:
+                labels, scores = wide[0][0, : query.k], wide[1][0, : query.k]
+                entry["results"] = self.products(labels.tolist(), scores.tolist())
+            else:
+                entry["results"] = self.neighbours(vector, query.k, "fine", restrict)
             clock.add("search")
             items.append(entry)
         top = items[0]
