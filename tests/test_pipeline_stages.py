@@ -16,7 +16,7 @@ import pytest
 from firs.catalog.fetch import FetchPolicy
 from firs.cli import main
 from firs.index import directory as layout
-from firs.index.ann import LARGE_CATALOGUE
+from firs.index.ann import EXACT_CATALOGUE, LARGE_CATALOGUE
 from firs.index.shards import columns, read_column, shard_paths
 from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.engines import local_slots
@@ -129,8 +129,15 @@ def test_reindex_remakes_the_views_from_the_shards_alone(
     # the settings a plain reindex keeps are the index's own
     assert main(["reindex", str(index)]) == 0
     assert json.loads((index / layout.MANIFEST).read_text())["views"]["fine"]["dim"] == 16
-    # 8-bit vectors in the graph: a quarter of the bytes, the same answers here
-    flat = [r["id"] for r in SearchEngine(index, embedder).search(Query(image=photo, mode="fine", k=5)).results]
+    # the default walks the graph on 8-bit vectors and scores with float32: float32's answers, scores and all
+    assert json.loads((index / layout.MANIFEST).read_text())["ann"]["storage"] == "sq8-exact"
+    exact = SearchEngine(index, embedder).search(Query(image=photo, mode="fine", k=5)).results
+    assert main(["reindex", str(index), "--compress", "none"]) == 0
+    assert json.loads((index / layout.MANIFEST).read_text())["ann"]["storage"] == "flat"
+    float32 = SearchEngine(index, embedder).search(Query(image=photo, mode="fine", k=5)).results
+    assert [(r["id"], r["score"]) for r in exact] == [(r["id"], r["score"]) for r in float32]
+    # 8-bit vectors only: a quarter of the bytes, the same answers here
+    flat = [r["id"] for r in float32]
     size = (index / "views" / "fine" / layout.ANN).stat().st_size
     assert main(["reindex", str(index), "--compress", "sq8"]) == 0
     assert json.loads((index / layout.MANIFEST).read_text())["ann"]["storage"] == "sq8"
@@ -174,7 +181,9 @@ def test_spark_without_java_is_a_clear_error(garment_catalog: Path, tmp_path: Pa
 
 def test_a_large_catalogue_is_compressed_by_default() -> None:
     small, large = BuildOptions().view_settings(1000), BuildOptions().view_settings(LARGE_CATALOGUE)
-    assert (small.whitening_dim, small.hnsw.storage) == (1024, "flat")
+    assert (small.whitening_dim, small.hnsw.storage) == (1024, "sq8-exact")
+    middle = BuildOptions().view_settings(EXACT_CATALOGUE)  # float32 beside 8 bits would pass ~2 GB
+    assert (middle.whitening_dim, middle.hnsw.storage) == (1024, "flat")
     assert (large.whitening_dim, large.hnsw.storage) == (256, "sq8")
     chosen = BuildOptions(compress="none", whitening_dim=512).view_settings(LARGE_CATALOGUE)
     assert (chosen.whitening_dim, chosen.hnsw.storage) == (512, "flat")  # what the user asks for wins

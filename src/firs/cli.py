@@ -109,10 +109,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compress",
-        choices=["auto", "none", "sq8"],
+        choices=["auto", "none", "sq8", "sq8-exact"],  # index/ann.py COMPRESSIONS (not imported: faiss loads slowly)
         default="auto",
-        help="the vectors in the ANN: float32 (none), 8 bits a dimension (sq8: a quarter of the memory), or "
-        "auto: sq8 and 256 whitened dimensions from 200k products, none below",
+        help="the vectors in the ANN: float32 (none), 8 bits a dimension (sq8: a quarter of the memory), 8 bits "
+        "for the graph walk and float32 for the scores (sq8-exact), or auto: sq8-exact below 160k products, none "
+        "to 200k, sq8 and 256 whitened dimensions from 200k",
     )
 
 
@@ -176,8 +177,9 @@ def _add_reindex(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--colour-weight", type=float, metavar="W", help="the colour signature's weight (as the index had)")
     p.add_argument(
         "--compress",
-        choices=["auto", "none", "sq8"],
-        help="the vectors in the ANN: float32, 8-bit, or auto (8-bit from 200k products); as the index had",
+        choices=["auto", "none", "sq8", "sq8-exact"],  # index/ann.py COMPRESSIONS (not imported: faiss loads slowly)
+        help="the vectors in the ANN: float32 (none), 8-bit (sq8), 8-bit walk with float32 scores (sq8-exact), "
+        "or auto (sq8-exact below 160k products, none to 200k, sq8 from 200k); as the index had",
     )
 
 

@@ -1,4 +1,4 @@
-"""The approximate nearest-neighbour index: faiss HNSW (IndexHNSWFlat) on L2-normalised vectors.
+"""The approximate nearest-neighbour index: a faiss HNSW graph on L2-normalised vectors.
 
 faiss was chosen over hnswlib and usearch by bench/ann_compare.py (100k x 1024-d, M=32,
 efConstruction=200, one query thread): at recall@10 ~0.99 faiss answered in 3.1 ms,
@@ -25,12 +25,19 @@ from ..errors import IndexFormatError
 EXACT_BELOW = 1000
 
 
-STORAGES = ("flat", "sq8")  # the vectors in the graph: float32, or 8 bits a dimension (faiss SQ8)
-COMPRESSIONS = ("auto", "none", "sq8")  # `--compress` of build and reindex
-# From this many products `auto` stores 8-bit vectors (bench/ann_million.py: a quarter of float32's
-# memory, faster, the same recall@10 at 100k; a million products' two views in 1.2 GB, p50 ~1 ms at
-# recall@10 .973; below this size float32 and 1024 dims fit in ~2 GB; docs/architecture.md).
+# The vectors in the graph: float32; 8 bits a dimension (faiss SQ8); or 8 bits for the graph walk
+# and float32 kept beside them, which score the walk's REFINE_FACTOR x k best again exactly
+# ("sq8-exact": the walk at SQ8's speed, the scores and order of float32).
+STORAGES = ("flat", "sq8", "sq8-exact")
+COMPRESSIONS = ("auto", "none", "sq8", "sq8-exact")  # `--compress` of build and reindex
+REFINE_FACTOR = 2
+# From this many products `auto` stores 8-bit vectors only (bench/ann_million.py: a quarter of
+# float32's memory, faster, the same recall@10 at 100k; a million products' two views in 1.2 GB, p50
+# ~1 ms at recall@10 .973; below this size float32 and 1024 dims fit in ~2 GB; docs/architecture.md).
 LARGE_CATALOGUE = 200_000
+# Below this many, `auto` keeps float32 beside 8-bit vectors (sq8-exact): 1.25x float32's memory, ~1.9 GB
+# at 160k products with 1024 dims in both views; from it to LARGE_CATALOGUE, float32 alone.
+EXACT_CATALOGUE = 160_000
 
 # efSearch is chosen per view by the build: the least of these whose recall@10 reaches the target
 # on probe queries (`probe_queries`). bench/ef_search.py, dev index (9594 products), against 300 street
@@ -47,8 +54,8 @@ _EXACT_BLOCK = 16_384  # vectors scored at a time when finding the exact answers
 def storage_for(compress: str, products: int) -> str:
     """The ANN storage `--compress` asks for in a catalogue of `products`."""
     if compress == "auto":
-        return "sq8" if products >= LARGE_CATALOGUE else "flat"
-    return {"none": "flat", "sq8": "sq8"}[compress]
+        return "sq8" if products >= LARGE_CATALOGUE else "sq8-exact" if products < EXACT_CATALOGUE else "flat"
+    return {"none": "flat", "sq8": "sq8", "sq8-exact": "sq8-exact"}[compress]
 
 
 @dataclass(frozen=True)
@@ -63,21 +70,29 @@ class HnswParams:
 
 
 class AnnIndex:
-    def __init__(self, index: faiss.IndexHNSWFlat, params: HnswParams) -> None:
+    def __init__(self, index: faiss.Index, params: HnswParams) -> None:
         self.index = index
         self.params = params
+        # Where the stored vectors are read back: sq8-exact's float32 ones, not its 8-bit codes.
+        refined = isinstance(index, faiss.IndexRefine)
+        self.stored = faiss.downcast_index(index.refine_index) if refined else index
 
     @classmethod
     def empty(cls, dim: int, params: HnswParams | None = None) -> AnnIndex:
         """An index to `add` to (float32 storage; 8-bit storage needs its range: `from_blocks`)."""
         params = params or HnswParams()
-        if params.storage == "sq8":
-            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
+        if params.storage in ("sq8", "sq8-exact"):
+            graph = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
         elif params.storage == "flat":
-            index = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+            graph = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
         else:
             raise ValueError(f"unknown ANN storage {params.storage!r} ({', '.join(STORAGES)})")
-        index.hnsw.efConstruction = params.ef_construction
+        graph.hnsw.efConstruction = params.ef_construction
+        if params.storage != "sq8-exact":
+            return cls(graph, params)
+        index = faiss.IndexRefineFlat(graph)
+        graph.this.disown()  # the refining index owns its graph from now on
+        index.own_fields = True
         return cls(index, params)
 
     @classmethod
@@ -135,8 +150,7 @@ class AnnIndex:
         k = min(k, len(self))
         if k == 0:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
-        scores, labels = self.index.search(queries, k, params=search)
+        scores, labels = self.index.search(queries, k, params=self._search(k))
         return labels.astype(np.int64), scores.astype(np.float32)
 
     def query_excluding(self, queries: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,8 +162,7 @@ class AnnIndex:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         batch = faiss.IDSelectorBatch(len(excluded), faiss.swig_ptr(excluded))
         selector = faiss.IDSelectorNot(batch)
-        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), sel=selector)
-        scores, labels = self.index.search(queries, k, params=search)
+        scores, labels = self.index.search(queries, k, params=self._search(k, selector))
         scores[labels < 0] = -np.inf  # the walk found fewer than k others: those slots sort last
         return labels.astype(np.int64), scores.astype(np.float32)
 
@@ -160,11 +173,21 @@ class AnnIndex:
         if len(allowed) <= EXACT_BELOW:
             return self._exact(queries, k, allowed)
         selector = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
-        search = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), sel=selector)
-        scores, labels = self.index.search(queries, k, params=search)
+        scores, labels = self.index.search(queries, k, params=self._search(k, selector))
         if (labels < 0).any():  # the graph walk ran out of allowed neighbours: answer exactly
             return self._exact(queries, k, allowed)
         return labels.astype(np.int64), scores.astype(np.float32)
+
+    def _search(self, k: int, selector: faiss.IDSelector | None = None) -> faiss.SearchParameters:
+        """The graph walk's parameters: efSearch, and the labels it may answer (`selector`)."""
+        walk = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
+        if selector is not None:
+            walk.sel = selector
+        if self.params.storage != "sq8-exact":
+            return walk
+        refine = faiss.IndexRefineSearchParameters(k_factor=REFINE_FACTOR, base_index_params=walk)
+        refine.walk = walk  # the SWIG object holds a bare pointer: keep the walk's parameters alive
+        return refine
 
     def with_ef_search(self, ef_search: int) -> AnnIndex:
         """The same graph searched with another efSearch."""
@@ -190,7 +213,7 @@ class AnnIndex:
         best = np.full((len(queries), k), -np.inf, np.float32)
         best_labels = np.zeros((len(queries), k), np.int64)
         for start in range(0, len(self), _EXACT_BLOCK):
-            scores = queries @ self.index.reconstruct_n(start, min(_EXACT_BLOCK, len(self) - start)).T
+            scores = queries @ self.stored.reconstruct_n(start, min(_EXACT_BLOCK, len(self) - start)).T
             top = np.argpartition(-scores, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
             merged = np.concatenate([best, np.take_along_axis(scores, top, axis=1)], axis=1)
             merged_labels = np.concatenate([best_labels, top + start], axis=1)
@@ -201,7 +224,7 @@ class AnnIndex:
 
     def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over the allowed vectors only (small sets, where a graph walk wastes its visits)."""
-        vectors = self.index.reconstruct_batch(allowed)
+        vectors = self.stored.reconstruct_batch(allowed)
         scores = queries @ vectors.T
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return allowed[top], np.take_along_axis(scores, top, axis=1).astype(np.float32)
@@ -220,7 +243,7 @@ def probe_queries(ann: AnnIndex, size: int, seed: int = 0) -> np.ndarray:
     ~0.14), and a graph walk from there needs a larger efSearch than from a catalogue vector."""
     rng = np.random.default_rng(seed)
     labels = np.sort(rng.choice(len(ann), size=min(size, len(ann)), replace=False)).astype(np.int64)
-    vectors = ann.index.reconstruct_batch(labels)
+    vectors = ann.stored.reconstruct_batch(labels)
     noise = rng.standard_normal(vectors.shape)
     probes = _unit(vectors) + PROBE_NOISE * _unit(noise)
     return _unit(probes).astype(np.float32)

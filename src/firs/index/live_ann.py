@@ -40,7 +40,7 @@ class LiveAnn:
     def vector(self, label: int) -> np.ndarray:
         """The stored (search) vector of one label."""
         row = self._row.get(int(label))
-        return self.vectors[row] if row is not None else self.base.index.reconstruct(int(label))
+        return self.vectors[row] if row is not None else self.base.stored.reconstruct(int(label))
 
     def query(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Labels and similarities, (n, k') best first, as AnnIndex.query — over what is visible now."""
