@@ -73,9 +73,10 @@ class AnnIndex:
     def __init__(self, index: faiss.Index, params: HnswParams) -> None:
         self.index = index
         self.params = params
-        # Where the stored vectors are read back: sq8-exact's float32 ones, not its 8-bit codes.
-        refined = isinstance(index, faiss.IndexRefine)
-        self.stored = faiss.downcast_index(index.refine_index) if refined else index
+        # sq8-exact (as the index itself is, whatever the manifest says): its answers are scored
+        # again, and its stored vectors read back from the float32 ones, not the 8-bit codes.
+        self.refined = isinstance(index, faiss.IndexRefine)
+        self.stored = faiss.downcast_index(index.refine_index) if self.refined else index
 
     @classmethod
     def empty(cls, dim: int, params: HnswParams | None = None) -> AnnIndex:
@@ -183,7 +184,7 @@ class AnnIndex:
         walk = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
         if selector is not None:
             walk.sel = selector
-        if self.params.storage != "sq8-exact":
+        if not self.refined:
             return walk
         refine = faiss.IndexRefineSearchParameters(k_factor=REFINE_FACTOR, base_index_params=walk)
         refine.walk = walk  # the SWIG object holds a bare pointer: keep the walk's parameters alive

@@ -309,11 +309,19 @@ class SearchEngine:
         return str(self.manifest["views"][view].get("resize", self.embedder.spec.resize))
 
     def neighbours(
-        self, vector: np.ndarray, k: int, view: str = "simple", allowed: np.ndarray | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        view: str = "simple",
+        allowed: np.ndarray | None = None,
+        found: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[dict[str, Any]]:
-        """Top-k products for one whitened vector, with scores, metadata and labels."""
-        labels, scores = self.views[view].ann.query(vector, k, allowed)
-        return self.products(labels[0].tolist(), scores[0].tolist())
+        """Top-k products for one whitened vector, with scores, metadata and labels; `found`: the
+        view's unrestricted ANN answer for this vector, when already taken (at least k deep)."""
+        labels, scores = (
+            found if found is not None and allowed is None else self.views[view].ann.query(vector, k, allowed)
+        )
+        return self.products(labels[0, :k].tolist(), scores[0, :k].tolist())
 
     def products(self, labels: list[int], scores: list[float]) -> list[dict[str, Any]]:
         """Result records for ANN labels, in order, each with its score and labels."""
@@ -479,11 +487,7 @@ class SearchEngine:
                     candidate_rule=rule,
                 )
                 clock.add("tag")
-            if restrict is None and wide is not None:
-                labels, scores = wide[0][0, : query.k], wide[1][0, : query.k]
-                entry["results"] = self.products(labels.tolist(), scores.tolist())
-            else:
-                entry["results"] = self.neighbours(vector, query.k, "fine", restrict)
+            entry["results"] = self.neighbours(vector, query.k, "fine", restrict, found=wide)
             clock.add("search")
             items.append(entry)
         top = items[0]
