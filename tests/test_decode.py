@@ -113,3 +113,34 @@ def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
     # 4032 x 3024 fitted into `side` is side x 3/4 side: 1/8 scale (504 x 378) still covers 384 x 288.
     assert decoded_sizes == [(4032 // scale, 3024 // scale)]
     assert photo.image.size == (side, side * 3 // 4) and photo.size == (4032, 3024)
+
+
+@pytest.mark.parametrize(
+    ("size", "decoded", "reduced"), [((640, 480), (320, 240), (299, 224)), ((1080, 1920), (270, 480), (224, 399))]
+)
+def test_a_photo_needed_down_to_a_short_side_decodes_no_larger(
+    size: tuple[int, int], decoded: tuple[int, int], reduced: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole-photo search needs the embedder's 224 px on the short side: a JPEG decodes at the
+    least scale that still covers it, whatever the photo's shape (a tall phone photo too, whose long
+    side then passes the localiser's 384), and is reduced to just that."""
+    from PIL import JpegImagePlugin
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 200)).save(buffer, "JPEG")
+    decoded_sizes = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def recording(self, mode, size):  # type: ignore[no-untyped-def]
+        result = draft(self, mode, size)
+        decoded_sizes.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording)
+    photo = decode_photo(buffer.getvalue(), "photo.jpg", cover=224)
+    assert decoded_sizes == [decoded]
+    assert photo.image.size == reduced and min(photo.image.size) == 224 and photo.size == size
+    small = Image.new("RGB", (150, 200), (90, 120, 200))
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    assert decode_photo(buffer.getvalue(), "small.png", cover=224).image.size == (150, 200)  # never enlarged

@@ -155,3 +155,28 @@ def test_mask_box_is_the_box_of_the_masks_pixels() -> None:
                 min(height, ys.max() + 1 + pad_y),
             )
             assert mask_box(mask, margin) == want
+
+
+def test_the_garment_mask_depends_only_on_the_pixels_around_the_person(localiser: GarmentLocaliser) -> None:
+    """The mask is worked out in a window around the person: the same person in a bigger photo
+    (landmarks and masks shifted with it) gets the same mask, wherever the window starts."""
+    from firs.vision.garment_mask import garment_mask
+    from firs.vision.pose import Pose
+    from firs.vision.regions import Region, body_regions
+
+    person = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256), Image.BICUBIC))
+    canvas = np.random.default_rng(3).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    canvas[150:406, 100:356] = person
+    pose = localiser.estimator.estimate(canvas)
+    assert pose is not None
+    top, left = 110, 70  # a crop holding the person and the margin GrabCut looks at
+    crop = (slice(top, 440), slice(left, 400))
+    moved = Pose(pose.points - np.array([left, top], np.float32), pose.visibility, pose.mask[crop])
+    for region in body_regions(pose, canvas.shape[:2]):
+        x0, y0, x1, y1 = region.box
+        inside = Region(region.name, (x0 - left, y0 - top, x1 - left, y1 - top), region.mask[crop], region.score)
+        whole = garment_mask(canvas, pose, region, grabcut=True)
+        assert whole.any() and not whole[: top + 1].any() and not whole[:, : left + 1].any()
+        assert np.array_equal(
+            garment_mask(np.ascontiguousarray(canvas[crop]), moved, inside, grabcut=True), whole[crop]
+        )

@@ -10,6 +10,7 @@ so coordinates found on the reduced picture can be reported in the uploaded imag
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,9 +228,11 @@ _DAMAGED = (
 )
 
 
-def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Photo:
+def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE, cover: int | None = None) -> Photo:
     """Decode bytes into an upright 8-bit RGB picture of at most `side` pixels on its long
-    side, with the original's size; or raise ImageError naming the problem."""
+    side, with the original's size; or raise ImageError naming the problem. With `cover`, it is
+    sized by its short side instead: the least that keeps `cover` pixels there (a whole photo for
+    the embedder's square), its long side at most WORK_SIDE."""
     if not data:
         raise ImageError(f"{name}: empty file")
     if len(data) > MAX_BYTES:
@@ -242,6 +245,8 @@ def decode_photo(data: bytes, name: str = "image", side: int = WORK_SIDE) -> Pho
                 raise ImageError(f"{name}: unsupported image format {image.format}")
             _check_size(image, name)
             width, height = image.size
+            if cover is not None:
+                side = min(WORK_SIDE, math.ceil(cover * max(width, height) / min(width, height)))
             if image.format in ("JPEG", "MPO"):
                 # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the long side `side`
                 # (asked as the fitted box, not a square: a 4032x3024 photo at 384 takes 1/8).
