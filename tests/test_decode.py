@@ -92,24 +92,34 @@ def test_exif_orientation_holds_for_every_mode(mode: str) -> None:
     assert photo.image.getpixel((25, 5))[0] > 200 and photo.image.getpixel((5, 55))[0] < 50
 
 
-@pytest.mark.parametrize(("side", "scale"), [(384, 8), (1024, 2)])
-def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
-    side: int, scale: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size each JPEG is decoded at (after `draft` picks its reduced scale), as they come."""
     from PIL import JpegImagePlugin
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (4032, 3024), (90, 120, 200)).save(buffer, "JPEG")
-    decoded_sizes = []
+    sizes: list[tuple[int, int]] = []
     draft = JpegImagePlugin.JpegImageFile.draft
 
     def recording(self, mode, size):  # type: ignore[no-untyped-def]
         result = draft(self, mode, size)
-        decoded_sizes.append(self.size)
+        sizes.append(self.size)
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording)
-    photo = decode_photo(buffer.getvalue(), "phone.jpg", side)
+    return sizes
+
+
+def _jpeg(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 200)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("side", "scale"), [(384, 8), (1024, 2)])
+def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
+    side: int, scale: int, decoded_sizes: list[tuple[int, int]]
+) -> None:
+    photo = decode_photo(_jpeg((4032, 3024)), "phone.jpg", side)
     # 4032 x 3024 fitted into `side` is side x 3/4 side: 1/8 scale (504 x 378) still covers 384 x 288.
     assert decoded_sizes == [(4032 // scale, 3024 // scale)]
     assert photo.image.size == (side, side * 3 // 4) and photo.size == (4032, 3024)
@@ -119,25 +129,12 @@ def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
     ("size", "decoded", "reduced"), [((640, 480), (320, 240), (299, 224)), ((1080, 1920), (270, 480), (224, 399))]
 )
 def test_a_photo_needed_down_to_a_short_side_decodes_no_larger(
-    size: tuple[int, int], decoded: tuple[int, int], reduced: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+    size: tuple[int, int], decoded: tuple[int, int], reduced: tuple[int, int], decoded_sizes: list[tuple[int, int]]
 ) -> None:
     """The whole-photo search needs the embedder's 224 px on the short side: a JPEG decodes at the
     least scale that still covers it, whatever the photo's shape (a tall phone photo too, whose long
     side then passes the localiser's 384), and is reduced to just that."""
-    from PIL import JpegImagePlugin
-
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (90, 120, 200)).save(buffer, "JPEG")
-    decoded_sizes = []
-    draft = JpegImagePlugin.JpegImageFile.draft
-
-    def recording(self, mode, size):  # type: ignore[no-untyped-def]
-        result = draft(self, mode, size)
-        decoded_sizes.append(self.size)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording)
-    photo = decode_photo(buffer.getvalue(), "photo.jpg", cover=224)
+    photo = decode_photo(_jpeg(size), "photo.jpg", cover=224)
     assert decoded_sizes == [decoded]
     assert photo.image.size == reduced and min(photo.image.size) == 224 and photo.size == size
     small = Image.new("RGB", (150, 200), (90, 120, 200))
