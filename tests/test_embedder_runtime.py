@@ -64,6 +64,18 @@ def test_openvino_gives_eager_pytorchs_numbers(embedder: Embedder, eager: Embedd
     assert np.abs(embedder.forward(batch, tail)[0] - features).max() > 1e-3
 
 
+def test_features_without_labels_skip_the_classifier_and_stay_the_same(embedder: Embedder) -> None:
+    """A search that needs no labels runs the tail's graph without the ImageNet classifier: the
+    very same features, and the classifier's layer is not in what runs."""
+    batch = _batch(2, seed=3)
+    with_labels, probabilities = embedder.forward(batch)
+    alone, none = embedder.forward(batch, classify=False)
+    assert np.array_equal(alone, with_labels) and probabilities.shape == (2, 1000) and none.shape == (2, 0)
+    piece = embedder._features_piece()
+    assert [output.get_partial_shape()[1].get_length() for output in piece.model.outputs] == [1280]
+    assert len(piece.model.get_ops()) < len(embedder._tail_piece(embedder.original_tail, True).model.get_ops())
+
+
 def test_saved_pieces_are_read_back_not_converted(
     embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

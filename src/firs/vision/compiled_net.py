@@ -142,6 +142,7 @@ class NetworkCache:
     def __init__(self, folder: Path | None, threads: int | None, streams: int = 1) -> None:
         self.folder, self.threads, self.streams = folder, threads, streams
         self._pieces: dict[str, CompiledPiece] = {}
+        self._firsts: dict[str, CompiledPiece] = {}  # pieces' first outputs alone (never saved)
         self._lock = threading.Lock()
 
     def piece(self, key: str, module: Callable[[], torch.nn.Module], input_shape: tuple[int, ...]) -> CompiledPiece:
@@ -149,6 +150,16 @@ class NetworkCache:
             if key not in self._pieces:
                 self._pieces[key] = CompiledPiece(self._model(key, module, input_shape), self.threads, self.streams)
             return self._pieces[key]
+
+    def first_output(self, key: str) -> CompiledPiece:
+        """A compiled piece's first output alone: its graph without what only the other outputs
+        need (the tail without the ImageNet classifier: the same features, ~0.3 ms less)."""
+        with self._lock:
+            if key not in self._firsts:
+                model = self._pieces[key].model
+                first = _openvino().Model([model.outputs[0]], model.get_parameters(), f"{key}-first")
+                self._firsts[key] = CompiledPiece(first, self.threads, self.streams)
+            return self._firsts[key]
 
     def _model(self, key: str, module: Callable[[], torch.nn.Module], input_shape: tuple[int, ...]) -> object:
         ov = _openvino()

@@ -197,8 +197,9 @@ class Embedder:
         if self.runtime == "torch":
             return self._forward_eager(batch, tail, classify)
         maps = self._trunk_piece()(batch)[0]
-        if tail is not None and not classify:
-            return self._tail_piece(tail, classify=False)(maps)[0], np.zeros((len(batch), 0), np.float32)
+        if not classify:
+            features = self._tail_piece(tail, classify=False) if tail is not None else self._features_piece()
+            return features(maps)[0], np.zeros((len(batch), 0), np.float32)
         features, probabilities = self._tail_piece(self.original_tail, classify=True)(maps)
         if tail is not None:
             features = self._tail_piece(tail, classify=False)(maps)[0]
@@ -208,7 +209,7 @@ class Embedder:
         """Convert (or read) the pieces a forward pass with `tail` needs, before the first photo."""
         if self.runtime == "openvino":
             self._trunk_piece()
-            self._tail_piece(self.original_tail, classify=True)
+            self._features_piece()
             if tail is not None:
                 self._tail_piece(tail, classify=False)
 
@@ -232,6 +233,11 @@ class Embedder:
         fc = self.net._fc if classify else None
         key = self._key(kind, tail, shape) if not classify else self._key(kind, self.net, shape)
         return self.network.piece(key, lambda: _Tail(tail, self.pool, fc), shape)
+
+    def _features_piece(self) -> CompiledPiece:
+        """The original tail's features without the classifier (a search that needs no labels)."""
+        self._tail_piece(self.original_tail, classify=True)
+        return self.network.first_output(self._key("tail-classify", self.net, self._maps_shape))
 
     @cached_property
     def _maps_shape(self) -> tuple[int, ...]:
