@@ -25,7 +25,7 @@ from firs.pipeline.build import BuildOptions, build_index
 from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
 from firs.train.pairs import read_pairs
-from firs.train.run import TrainSetup, train_model
+from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
 from firs.train.trainer import TrainOptions
 from firs.vision.colour_signature import SIZE
 from firs.vision.embedder import Embedder
@@ -283,13 +283,13 @@ def test_without_pairs_the_catalogue_s_worn_pictures_are_the_queries(
         catalog=[tmp_path / "catalog.csv"],
         out=tmp_path / "model",
         options=TrainOptions(**{**OPTIONS, "epochs": 2}),
-        views=2,
         progress=False,
         feature_cache=features,
     )
     report = train_model(setup, embedder)
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.source == info["trained_on"]["pair_source"] == "worn pictures"
+    assert info["views_per_query"] == PHOTO_VIEWS  # a photo's default: its cut-out and a street version
     assert info["trained_on"]["pairs_used"] == 8 and info["trained_on"]["pairs"] is None
     not_worn = [origin for origin, reason in report.failed.items() if "no person wears it" in reason]
     assert len(not_worn) == 2 and all(origin.endswith("picture 2") for origin in not_worn)
@@ -302,13 +302,13 @@ def test_a_catalogue_without_worn_pictures_trains_on_synthetic_street_versions(
         catalog=[paired / "catalog.csv"],
         out=tmp_path / "model",
         options=TrainOptions(**OPTIONS),
-        views=2,
         progress=False,
         feature_cache=features,
     )
     report = train_model(setup, embedder)
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.source == "synthetic" and info["trained_on"]["pairs_used"] == 64
+    assert info["views_per_query"] == SYNTHETIC_VIEWS  # no clean view: made-up street versions only
     untrained, best = info["history"][0], info["history"][info["best_epoch"]]
 
     def recall(entry: dict[str, float]) -> float:  # both validation sets: 8 queries alone flip on one query

@@ -209,7 +209,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto (default): the GPU when there is one")
     p.add_argument("--seed", type=int, help="seed of the split, the augmentations and the training (0)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in MODEL_DIR")
-    p.add_argument("--views", type=int, default=4, help="per query: the clean cut-out and VIEWS-1 street versions")
+    p.add_argument(
+        "--views",
+        type=int,
+        help="per query photo: its clean cut-out and VIEWS-1 street versions (2; made-up pairs: 4 street versions)",
+    )
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
     p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
@@ -482,7 +486,12 @@ def _run_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     options = TrainOptions(**given, shared=args.shared)
-    if options.epochs < 1 or options.dim < 2 or not 0 <= options.val_fraction < 1 or args.views < 1:
+    if (
+        options.epochs < 1
+        or options.dim < 2
+        or not 0 <= options.val_fraction < 1
+        or (args.views is not None and args.views < 1)
+    ):
         raise FirsError("--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1 and --views >= 1, please")
     setup = TrainSetup(
         catalog=args.catalog,

@@ -165,7 +165,7 @@ def query_features(
     localiser: GarmentLocaliser,
     cache: Path,
     occluder_paths: list[str],
-    views: int = 4,
+    views: int,
     seed: int = 0,
     augmentations: tuple[str, ...] = AUGMENTATIONS,
     progress: bool = True,
