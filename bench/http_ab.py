@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from http_latency import post_photo
-from serving import free_port, process_tree, start_server, stop_server, wait_ready
+from serving import free_port, start_server, stop_server, tree_cpu_seconds, wait_ready
 
 from firs.eval.queries import read_queries
 
@@ -39,17 +39,12 @@ def main() -> None:
     # 10 warm-up photos, n for one client, then n fresh ones per 8-client round (every answer a new one)
     photos = [q.path.read_bytes() for q in read_queries(args.queries)[: (args.rounds + 1) * args.n + 10]]
     ports = {"base": free_port(), "this": free_port()}
+    base_path = os.pathsep.join(filter(None, [str(args.base_src.resolve()), os.environ.get("PYTHONPATH")]))
+    environments = {"base": {**os.environ, "PYTHONPATH": base_path}, "this": None}
     servers = {}
-    saved = os.environ.get("PYTHONPATH")
     try:
         for name, port in ports.items():
-            if name == "base":
-                os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.base_src.resolve()), saved]))
-            elif saved is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = saved
-            servers[name] = start_server(args.index, port, None, subprocess.DEVNULL)
+            servers[name] = start_server(args.index, port, None, subprocess.DEVNULL, environments[name])
             wait_ready(f"http://127.0.0.1:{port}", servers[name], timeout_s=120)
         for mode in args.modes:
             for data in photos[:10]:  # warm-up, both servers
@@ -86,31 +81,14 @@ def main() -> None:
     finally:
         for server in servers.values():
             stop_server(server)
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process and its children so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def _load(port: int, pid: int, photos: list[bytes], mode: str) -> tuple[float, float]:
     """Answers/s and server core-ms per answer with 8 clients over the photos."""
-    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    cpu, start = tree_cpu_seconds(pid), time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda data: post_photo(port, data, f"mode={mode}&top_k=10"), photos))
-    wall, used = time.perf_counter() - start, _cpu_seconds(pid) - cpu
+    wall, used = time.perf_counter() - start, tree_cpu_seconds(pid) - cpu
     answered = sum(status == 200 for _, status, _ in outcomes)
     return answered / wall, used * 1000 / max(answered, 1)
 

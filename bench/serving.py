@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -42,13 +43,16 @@ def multipart_image(data: bytes, filename: str = "q.jpg", content_type: str = "i
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def start_server(index: Path, port: int, workers: int | None, log: Any) -> subprocess.Popen[bytes]:
+def start_server(
+    index: Path, port: int, workers: int | None, log: Any, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`firs serve` (beside this interpreter) on 127.0.0.1:port; stdout and stderr go to `log` (a file
-    opened for writing, or subprocess.DEVNULL); `--workers` only when given."""
+    opened for writing, or subprocess.DEVNULL); `--workers` only when given; `env`: its environment
+    (default this process's)."""
     firs = Path(sys.executable).parent / "firs"
     extra = [] if workers is None else ["--workers", str(workers)]
     command = [str(firs), "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port), *extra]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def _healthy(base_url: str) -> bool:
@@ -107,6 +111,19 @@ def process_tree(pid: int) -> list[int]:
             with contextlib.suppress(OSError, ValueError):
                 todo.extend(int(child) for child in children.read_text().split())
     return pids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its descendants so far (from /proc/PID/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def tree_kib(pid: int, key: str) -> int:

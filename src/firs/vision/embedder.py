@@ -236,8 +236,7 @@ class Embedder:
 
     def _features_piece(self) -> CompiledPiece:
         """The original tail's features without the classifier (a search that needs no labels)."""
-        self._tail_piece(self.original_tail, classify=True)
-        return self.network.first_output(self._key("tail-classify", self.net, self._maps_shape))
+        return self._tail_piece(self.original_tail, classify=True).first_output()
 
     @cached_property
     def _maps_shape(self) -> tuple[int, ...]:
