@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
@@ -26,7 +27,7 @@ from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
 from firs.train.pairs import read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
-from firs.train.trainer import TrainOptions
+from firs.train.trainer import TrainOptions, products_to_queries
 from firs.vision.colour_signature import SIZE
 from firs.vision.embedder import Embedder
 
@@ -83,6 +84,16 @@ def test_training_beats_the_untrained_model_on_held_out_products(trained: Path) 
     assert best["val_R@1"] + best["val_R@20"] > untrained["val_R@1"] + untrained["val_R@20"], history
     assert info["backbone"]["model"] == "efficientnet-lite0" and info["trained_on"]["val_products"] == 16
     assert all(len(entry) >= 5 for entry in history)  # loss and the four recalls per epoch
+
+
+def test_the_reverse_loss_does_not_count_a_product_s_other_queries_as_negatives() -> None:
+    queries = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # the first two: photos of product 0
+    products = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    positive = torch.tensor([0, 0, 1])
+    assert float(products_to_queries(queries, products, positive, 0.05)) < 1e-6
+    # Two products whose photos look alike: each product's query is only as likely as the other's.
+    alike = products_to_queries(queries, products, torch.tensor([0, 1, 1]), 0.05)
+    assert float(alike) > 0.4
 
 
 def test_an_index_built_with_the_model_searches_with_it(

@@ -128,6 +128,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     data_key = fingerprint([catalogue.ids, [f"{p.query}\t{p.product_id}" for p in queries.pairs], views])
     info: dict[str, Any] = {
         "kind": "linear heads (query, catalogue) on backbone features, InfoNCE over the catalogue"
+        + (" and back over the batch's queries" if setup.options.symmetric else "")
         + (f"; the backbone's last {setup.options.tune_blocks} block(s) tuned" if maps else ""),
         "backbone": embedder.identity,
         "tuned_blocks": setup.options.tune_blocks,
