@@ -8,7 +8,9 @@ RUN/fusion/. Then, with exact search over the whole gallery, scores each model g
   - the model as the index uses it (should match the index's ranks, which it prints beside);
   - colour weights other than the index's;
   - the untrained (ImageNet, PCA-whitened) features blended in at query time;
-  - the catalogue side as the mean of the fine view and its mirror image.
+  - the catalogue side as the mean of the fine view and its mirror image;
+  - the query expanded by its top results;
+  - the trained weights moved back part of the way to the untrained ones (WiSE-FT).
     python bench/rank_fusion.py --run bench/out/dev-t5 [--model OTHER_MODEL_DIR ...]
 RUN is a bench/devset_train.sh output folder (catalog.csv, heldout.tsv, street/queries.tsv,
 model/, index-model/).
