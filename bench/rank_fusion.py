@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--colour", type=float, nargs="*", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     parser.add_argument("--share", type=float, nargs="*", default=[0.5, 0.7, 0.85])
     parser.add_argument("--blend", type=float, nargs="*", default=[0.15, 0.25, 0.35, 0.5])
+    parser.add_argument("--ensemble", action="store_true", help="also score the models' mean cosine")
     args = parser.parse_args()
     engine = SearchEngine(args.run / "index-model")
     embedder = engine.embedder
@@ -164,6 +165,7 @@ def main() -> None:
     plain_query = {name: pooled(embedder, original, data["maps"]) for name, data in sets.items()}
     whitenings = {dim: fit_whitening(plain_cat, dim) for dim in (1024, 256, 128)}
     index_weight = engine.views["fine"].colour_weight
+    cosines: dict[str, list[np.ndarray]] = {name: [] for name in sets}
     for folder in args.model or [args.run / "model"]:
         model = TrainedModel.load(folder)
         tail = model.backbone_tail(embedder.net) or original
@@ -183,6 +185,7 @@ def main() -> None:
             print(f" {name} ({len(targets)} queries)")
             print(line("the index's own fine search", [int(r) or None for r in data["ranks"]]))
             cosine = q_e @ cat_e.T
+            cosines[name].append(cosine)
             for w in args.colour:
                 print(line(f"colour {w}", ranks_of(cosine + w * colour, targets)))
             fused = index_weight * colour
@@ -208,6 +211,15 @@ def main() -> None:
                 q_m = mixed.query.apply(pooled(embedder, mixed_tail, data["maps"]))
                 for w in (index_weight, index_weight + 0.1):
                     print(line(f"colour {w:g}, weights {share} trained", ranks_of(q_m @ c_m.T + w * colour, targets)))
+
+    if args.ensemble:
+        print(f"== the mean cosine of {len(args.model)} models")
+        for name, data in sets.items():
+            targets = np.array([row_of[str(p)] for p in data["products"]])
+            colour = data["colour"] @ catalogue["colour"].T
+            mean = np.mean(cosines[name], axis=0)
+            for w in (0.3, index_weight):
+                print(line(f"{name}, colour {w}", ranks_of(mean + w * colour, targets)))
 
 
 if __name__ == "__main__":
