@@ -50,7 +50,7 @@ class _MapsBothWays:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
-    def forward(self, batch: np.ndarray, tail: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         maps = self.embedder.trunk(batch)
         mirrored = self.embedder.trunk(np.ascontiguousarray(batch[..., ::-1]))
         return np.concatenate([maps, mirrored], axis=1).astype(np.float16), np.zeros((len(batch), 0), np.float32)
@@ -162,8 +162,14 @@ def main() -> None:
     sets = {name: query_cache(args.run, name, engine) for name in SETS}
     original = embedder.original_tail
     plain_cat = pooled(embedder, original, catalogue["maps"])
-    plain_query = {name: pooled(embedder, original, data["maps"]) for name, data in sets.items()}
     whitenings = {dim: fit_whitening(plain_cat, dim) for dim in (1024, 256, 128)}
+    targets_of = {name: np.array([row_of[str(p)] for p in data["products"]]) for name, data in sets.items()}
+    colour_of = {name: data["colour"] @ catalogue["colour"].T for name, data in sets.items()}
+    plain_cat_of = {dim: whitenings[dim].apply(plain_cat) for dim in (1024, 256)}
+    plain_of = {}  # the untrained search's cosines, per query set and whitened dimension
+    for name, data in sets.items():
+        queries = pooled(embedder, original, data["maps"])
+        plain_of[name] = {dim: whitenings[dim].apply(queries) @ vectors.T for dim, vectors in plain_cat_of.items()}
     index_weight = engine.views["fine"].colour_weight
     cosines: dict[str, list[np.ndarray]] = {name: [] for name in sets}
     for folder in args.model or [args.run / "model"]:
@@ -179,9 +185,8 @@ def main() -> None:
         print(f"== {folder} (index colour weight {index_weight})")
         print(f"  {'':<44} R@1 / R@5 / R@10 / R@20 / mAP")
         for name, data in sets.items():
-            targets = np.array([row_of[str(p)] for p in data["products"]])
+            targets, colour = targets_of[name], colour_of[name]
             q_e = model.query.apply(pooled(embedder, tail, data["maps"]))
-            colour = data["colour"] @ catalogue["colour"].T
             print(f" {name} ({len(targets)} queries)")
             print(line("the index's own fine search", [int(r) or None for r in data["ranks"]]))
             cosine = q_e @ cat_e.T
@@ -189,8 +194,7 @@ def main() -> None:
             for w in args.colour:
                 print(line(f"colour {w}", ranks_of(cosine + w * colour, targets)))
             fused = index_weight * colour
-            for dim, whitening in list(whitenings.items())[:2]:
-                plain = whitening.apply(plain_query[name]) @ whitening.apply(plain_cat).T
+            for dim, plain in plain_of[name].items():
                 for a in args.blend:
                     for w in sorted({index_weight, index_weight + 0.1 * (dim == 256)}):
                         blended = ranks_of(cosine + a * plain + w * colour, targets)
@@ -214,12 +218,10 @@ def main() -> None:
 
     if args.ensemble:
         print(f"== the mean cosine of {len(args.model)} models")
-        for name, data in sets.items():
-            targets = np.array([row_of[str(p)] for p in data["products"]])
-            colour = data["colour"] @ catalogue["colour"].T
+        for name in sets:
             mean = np.mean(cosines[name], axis=0)
             for w in (0.3, index_weight):
-                print(line(f"{name}, colour {w}", ranks_of(mean + w * colour, targets)))
+                print(line(f"{name}, colour {w}", ranks_of(mean + w * colour_of[name], targets_of[name])))
 
 
 if __name__ == "__main__":
