@@ -153,6 +153,41 @@ def test_interrupted_training_resumes_where_it_stopped(
         assert np.allclose([a["loss"], a["val_R@20"]], [b["loss"], b["val_R@20"]], equal_nan=True, atol=1e-4), (a, b)
 
 
+def _training(paired: Path, out: Path, cache: Path, resume: bool = False, **changes: object) -> TrainSetup:
+    return TrainSetup(
+        catalog=[paired / "catalog.csv"],
+        out=out,
+        pairs=paired / "pairs.tsv",
+        options=TrainOptions(**{**OPTIONS, **changes}),  # type: ignore[arg-type]
+        views=2,
+        resume=resume,
+        progress=False,
+        feature_cache=cache,
+    )
+
+
+def test_a_first_run_and_its_rerun_from_cached_features_train_on_the_same_numbers(
+    paired: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The cache keeps features as float16; a first run must train on them as rounded too."""
+    first = train_model(_training(paired, tmp_path / "first", tmp_path / "cache", epochs=2), embedder)
+    again = train_model(_training(paired, tmp_path / "again", tmp_path / "cache", epochs=2), embedder)
+    assert first.seconds["features"] > 5 * again.seconds["features"]  # the second read the cache
+    assert json.dumps(first.outcome.history) == json.dumps(again.outcome.history)
+
+
+def test_a_training_that_stopped_early_trains_no_further_when_resumed(
+    paired: Path, features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    wild = {"learning_rate": 10.0, "patience": 1, "epochs": 6}  # every step makes the heads worse
+    stopped = train_model(_training(paired, tmp_path / "m", features, **wild), embedder).outcome
+    assert stopped.stopped_early and len(stopped.history) < 7
+    head = (tmp_path / "m" / HEAD).read_bytes()
+    resumed = train_model(_training(paired, tmp_path / "m", features, resume=True, **wild), embedder).outcome
+    assert resumed.stopped_early and json.dumps(resumed.history) == json.dumps(stopped.history)
+    assert (tmp_path / "m" / HEAD).read_bytes() == head
+
+
 def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:

@@ -78,6 +78,9 @@ def _network(embedder: Embedder, maps: bool) -> tuple[Any, str]:
 
 
 def _loaded(values: np.ndarray, maps: bool) -> np.ndarray:
+    """What training gets, as the cache holds it (float16) whether just computed or read back:
+    otherwise a first run and its rerun from the cache would train on different numbers."""
+    values = values.astype(np.float16, copy=False)
     return values if maps else values.astype(np.float32)
 
 

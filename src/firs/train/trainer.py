@@ -233,6 +233,8 @@ def train_heads(
         optimizer.load_state_dict(_optimizer_state(optimizer, tensors, state["optimizer"]))
         outcome.history, outcome.best_epoch = state["history"], state["best_epoch"]
         first_epoch, best, waited = state["epoch"] + 1, state["best"], state["waited"]
+        if len(val_rows) and waited >= options.patience:  # it had stopped early: nothing left to run
+            first_epoch, outcome.stopped_early = options.epochs + 1, True
         best_tensors = {k.removeprefix("best."): v.cpu().numpy() for k, v in tensors.items() if k.startswith("best.")}
         outcome.query = Whitening(best_tensors["query_mean"], best_tensors["query_projection"])
         outcome.catalogue = Whitening(best_tensors["catalogue_mean"], best_tensors["catalogue_projection"])
