@@ -159,11 +159,15 @@ def test_reindex_refuses_what_it_cannot_do(garment_catalog: Path, embedder: Embe
     assert SearchEngine(index, embedder).store.count("indexed") == 24
 
 
-def test_the_cli_builds_compressed_in_partitions(garment_catalog: Path, tmp_path: Path) -> None:
+def test_the_cli_builds_compressed_in_partitions(
+    garment_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "index"
     args = ["build", str(garment_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]
     assert main([*args, "--partitions", "5", "--compress", "sq8"]) == 0
     manifest = json.loads((out / layout.MANIFEST).read_text())
+    total = sum(entry["bytes"] for entry in manifest["files"].values())
+    assert f"on disk {total / 1e6:.1f} MB, {total / 24 / 1e3:.1f} kB a product" in capsys.readouterr().out
     assert manifest["ann"]["storage"] == "sq8" and manifest["shards"]["partitions"] == 5
     assert main([*args, "--partitions", "0"]) == 2
     assert main([*args, "--master", "local[2]"]) == 2  # a master without the Spark engine is a mistake

@@ -21,8 +21,10 @@ from firs.catalog.problems import ProblemLog
 from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
+from firs.index.directory import read_manifest
 from firs.index.model_dir import HEAD, TrainedModel
 from firs.pipeline.build import BuildOptions, build_index
+from firs.pipeline.summary import footprint
 from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
 from firs.train.pairs import read_pairs
@@ -114,6 +116,9 @@ def test_an_index_built_with_the_model_searches_with_it(
     build_index(
         [paired / "catalog.csv"], tmp_path / "plain", BuildOptions(progress=False, cache_dir=tmp_path), embedder
     )
+    # The learned 32 dimensions take less room a product than the plain index's whitening.
+    plain_fine, model_fine = (footprint(read_manifest(tmp_path / name))[1]["fine"] for name in ("plain", "index"))
+    assert 0 < model_fine < plain_fine
     assert main(["reindex", str(tmp_path / "plain"), "--model", str(trained)]) == 0
     reindexed = SearchEngine(tmp_path / "plain", embedder)
     assert reindexed.manifest["model"]["sha256"] == manifest["model"]["sha256"]
