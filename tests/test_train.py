@@ -181,6 +181,22 @@ def test_a_first_run_and_its_rerun_from_cached_features_train_on_the_same_number
     assert json.dumps(first.outcome.history) == json.dumps(again.outcome.history)
 
 
+def test_a_product_given_another_body_region_has_its_features_made_again(
+    paired: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The cached features are the garment cut from the region the category names: a product
+    recategorised (t-shirt -> trousers) must not train on its old cut."""
+    lines = (paired / "catalog.csv").read_text().splitlines()
+    name, image, _ = lines[1].split(",")
+    (paired / "recategorised.csv").write_text("\n".join([lines[0], f"{name},{image},trousers", *lines[2:]]) + "\n")
+    cache = tmp_path / "cache"
+    for catalogue in ("catalog.csv", "recategorised.csv", "catalog.csv"):
+        setup = _training(paired, tmp_path / "m", cache, epochs=1)
+        setup.catalog = [paired / catalogue]
+        train_model(setup, embedder)
+    assert len(list(cache.glob("catalogue-*.npz"))) == 2 and len(list(cache.glob("queries-*.npz"))) == 2
+
+
 def test_a_training_that_stopped_early_trains_no_further_when_resumed(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:

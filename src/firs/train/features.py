@@ -133,6 +133,7 @@ def catalogue_features(
             FINE_VIEW_VERSION,
             kind,
             sorted([*_file_key(v), k] for k, v in paths.items()),
+            sorted((p.id, region_for_categories(p.categories)) for p in products),  # where a worn picture is cut
         ]
     )
     target = cache / f"catalogue-{key}.npz"
@@ -186,7 +187,10 @@ def query_features(
             views,
             seed,
             sorted(augmentations),
-            [[*_file_key(str(p.query)), p.kind] for p in pairs],
+            [
+                [*_file_key(str(p.query)), p.kind, region_for_categories(categories.get(p.product_id, []))]
+                for p in pairs
+            ],
         ]
     )
     target = cache / f"queries-{key}.npz"
