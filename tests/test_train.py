@@ -62,19 +62,24 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("features")
 
 
-@pytest.fixture(scope="module")
-def trained(paired: Path, features: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    out = tmp_path_factory.mktemp("model") / "model"
-    setup = TrainSetup(
+def _training(paired: Path, out: Path, cache: Path, resume: bool = False, **changes: object) -> TrainSetup:
+    """The paired set's training with OPTIONS, `changes` on top, two views per query."""
+    return TrainSetup(
         catalog=[paired / "catalog.csv"],
         out=out,
         pairs=paired / "pairs.tsv",
-        options=TrainOptions(**OPTIONS),
+        options=TrainOptions(**{**OPTIONS, **changes}),  # type: ignore[arg-type]
         views=2,
+        resume=resume,
         progress=False,
-        feature_cache=features,
+        feature_cache=cache,
     )
-    train_model(setup, embedder)
+
+
+@pytest.fixture(scope="module")
+def trained(paired: Path, features: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    out = tmp_path_factory.mktemp("model") / "model"
+    train_model(_training(paired, out, features), embedder)
     return out
 
 
@@ -137,18 +142,7 @@ def test_interrupted_training_resumes_where_it_stopped(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     def run(out: Path, epochs: int, resume: bool) -> list[dict[str, float]]:
-        options = TrainOptions(**{**OPTIONS, "epochs": epochs})
-        setup = TrainSetup(
-            catalog=[paired / "catalog.csv"],
-            out=out,
-            pairs=paired / "pairs.tsv",
-            options=options,
-            views=2,
-            resume=resume,
-            progress=False,
-            feature_cache=features,
-        )
-        return train_model(setup, embedder).outcome.history
+        return train_model(_training(paired, out, features, resume, epochs=epochs), embedder).outcome.history
 
     whole = run(tmp_path / "whole", 6, resume=False)
     run(tmp_path / "cut", 3, resume=False)  # as if stopped after epoch 3
@@ -156,19 +150,6 @@ def test_interrupted_training_resumes_where_it_stopped(
     assert [e["epoch"] for e in resumed] == list(range(7))
     for a, b in zip(whole, resumed, strict=True):
         assert np.allclose([a["loss"], a["val_R@20"]], [b["loss"], b["val_R@20"]], equal_nan=True, atol=1e-4), (a, b)
-
-
-def _training(paired: Path, out: Path, cache: Path, resume: bool = False, **changes: object) -> TrainSetup:
-    return TrainSetup(
-        catalog=[paired / "catalog.csv"],
-        out=out,
-        pairs=paired / "pairs.tsv",
-        options=TrainOptions(**{**OPTIONS, **changes}),  # type: ignore[arg-type]
-        views=2,
-        resume=resume,
-        progress=False,
-        feature_cache=cache,
-    )
 
 
 def test_a_first_run_and_its_rerun_from_cached_features_train_on_the_same_numbers(
@@ -214,17 +195,7 @@ def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     def run(out: Path, epochs: int, resume: bool = False) -> TrainedModel:
-        setup = TrainSetup(
-            catalog=[paired / "catalog.csv"],
-            out=out,
-            pairs=paired / "pairs.tsv",
-            options=TrainOptions(**{**OPTIONS, "epochs": epochs, "tune_blocks": 1}),
-            views=2,
-            resume=resume,
-            progress=False,
-            feature_cache=features,
-        )
-        train_model(setup, embedder)
+        train_model(_training(paired, out, features, resume, epochs=epochs, tune_blocks=1), embedder)
         return TrainedModel.load(out)
 
     model = run(tmp_path / "model", 4)
