@@ -29,7 +29,7 @@ from firs.search.engine import Query, SearchEngine
 from firs.train.augment import worn_view
 from firs.train.pairs import read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
-from firs.train.trainer import TrainOptions, products_to_queries
+from firs.train.trainer import TrainOptions, info_nce, products_to_queries
 from firs.vision.colour_signature import SIZE
 from firs.vision.embedder import Embedder
 
@@ -101,6 +101,17 @@ def test_the_reverse_loss_does_not_count_a_product_s_other_queries_as_negatives(
     # Two products whose photos look alike: each product's query is only as likely as the other's.
     alike = products_to_queries(queries, products, torch.tensor([0, 1, 1]), 0.05)
     assert float(alike) > 0.4
+
+
+def test_the_margin_asks_the_right_product_to_win_by_that_much() -> None:
+    cosines, right = torch.tensor([[0.90, 0.85, 0.10]]), torch.tensor([0])
+    plain = float(info_nce(cosines, right, 0.05, 0.0))
+    with_margin = float(info_nce(cosines, right, 0.05, 0.1))
+    # The right product ahead by 0.05 is, with a margin of 0.1, behind by 0.05.
+    assert with_margin == pytest.approx(float(info_nce(torch.tensor([[0.80, 0.85, 0.10]]), right, 0.05, 0.0)))
+    assert with_margin > plain + 0.9
+    far_ahead = torch.tensor([[0.90, 0.20, 0.10]])
+    assert float(info_nce(far_ahead, right, 0.05, 0.1)) < 1e-4
 
 
 def test_an_index_built_with_the_model_searches_with_it(

@@ -217,6 +217,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
     p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
+    p.add_argument("--margin", type=float, help="how much the right product's cosine must win by in the loss (0.2)")
     p.add_argument(
         "--tune-blocks",
         type=int,
@@ -482,7 +483,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     given = {
         name: getattr(args, name)
-        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate", "tune_blocks")
+        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate", "tune_blocks", "margin")
         if getattr(args, name) is not None
     }
     options = TrainOptions(**given, shared=args.shared)

@@ -53,6 +53,10 @@ class TrainOptions:
     # Also each batch product's vector against the batch's queries (products_to_queries). Dev set,
     # through the real commands: street fine R@1 / R@20 .388 / .726 one way, .403 / .743 both.
     symmetric: bool = True
+    # Subtracted from each positive's cosine before the softmax (an additive margin, CosFace's):
+    # the right product must win by this much. Dev set, held-out cut-outs, mean R@1 of epochs 5-9
+    # clean / street: 0 .387 / .155, 0.1 .409 / .159, 0.2 .417 / .167, 0.3 .417 / .160.
+    margin: float = 0.2
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,8 +96,16 @@ def recall(scores: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1
     return {f"R@{k}": float((ranks < k).float().mean()) for k in ks}
 
 
+def info_nce(logits: torch.Tensor, target: torch.Tensor, temperature: float, margin: float) -> torch.Tensor:
+    """Cross-entropy of cosines `logits` (rows: anchors) with each row's `target` column the
+    positive, which must beat the others by `margin`."""
+    if margin:
+        logits = logits - margin * torch.nn.functional.one_hot(target, logits.shape[1])
+    return torch.nn.functional.cross_entropy(logits / temperature, target)
+
+
 def products_to_queries(
-    queries: torch.Tensor, products: torch.Tensor, positive: torch.Tensor, temperature: float
+    queries: torch.Tensor, products: torch.Tensor, positive: torch.Tensor, temperature: float, margin: float = 0.0
 ) -> torch.Tensor:
     """InfoNCE the other way round: for each query, its product's vector against the batch's
     queries, the query itself the positive; the product's other queries in the batch are left
@@ -102,7 +114,7 @@ def products_to_queries(
     same = positive[:, None] == positive[None, :]
     others = same & ~torch.eye(len(queries), dtype=torch.bool, device=queries.device)
     steps = torch.arange(len(queries), device=queries.device)
-    return torch.nn.functional.cross_entropy(logits.masked_fill(others, -torch.inf) / temperature, steps)
+    return info_nce(logits.masked_fill(others, -torch.inf), steps, temperature, margin)
 
 
 def _device(name: str) -> torch.device:
@@ -264,10 +276,10 @@ def train_heads(
             others = q @ bank.T
             others[:, products] = -torch.inf  # the batch's products count once, afresh
             logits, target = torch.cat([q @ own.T, others], dim=1), positive
-        loss = torch.nn.functional.cross_entropy(logits / options.temperature, target)
+        loss = info_nce(logits, target, options.temperature, options.margin)
         if not options.symmetric:
             return loss
-        return (loss + products_to_queries(q, own, positive, options.temperature)) / 2
+        return (loss + products_to_queries(q, own, positive, options.temperature, options.margin)) / 2
 
     if first_epoch == 1:
         outcome.history = [{"epoch": 0, "loss": float("nan"), **validate()}]  # the untrained search
