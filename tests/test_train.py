@@ -297,8 +297,9 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
     assert "the last 2 backbone block(s) tuned" in out
-    too_many = ["--tune-blocks", "3"]
-    assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *too_many]) == 2
+    for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"]):
+        assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *bad]) == 2
+    assert "0 <= --margin < 1" in capsys.readouterr().err
 
 
 def _worn(garment: Image.Image, person: Image.Image) -> Image.Image:

@@ -492,8 +492,11 @@ def _run_train(args: argparse.Namespace) -> int:
         or options.dim < 2
         or not 0 <= options.val_fraction < 1
         or (args.views is not None and args.views < 1)
+        or not 0 <= options.margin < 1
     ):
-        raise FirsError("--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1 and --views >= 1, please")
+        raise FirsError(
+            "--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1, --views >= 1 and 0 <= --margin < 1, please"
+        )
     setup = TrainSetup(
         catalog=args.catalog,
         out=args.out,
