@@ -25,7 +25,7 @@ import firs.vision.localiser as localiser
 from firs.eval.queries import read_queries
 from firs.search.engine import Query, SearchEngine
 
-PARSE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "viton-dev" / "parse"
+PARSE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "viton-dev" / "parse"
 GARMENT_LABELS = (5, 6, 7)  # upper clothes, dress, coat
 
 
