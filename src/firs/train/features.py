@@ -178,6 +178,7 @@ def query_features(
     """The garment cut out of each query photo, clean and in `views - 1` street versions;
     their features, or with `maps` their trunk maps."""
     network, kind = _network(embedder, maps)
+    region_of = {p.origin: region_for_categories(categories.get(p.product_id, [])) for p in pairs}  # cut from
     key = fingerprint(
         [
             embedder.identity["weights_sha256"],
@@ -187,10 +188,7 @@ def query_features(
             views,
             seed,
             sorted(augmentations),
-            [
-                [*_file_key(str(p.query)), p.kind, region_for_categories(categories.get(p.product_id, []))]
-                for p in pairs
-            ],
+            [[*_file_key(str(p.query)), p.kind, region_of[p.origin]] for p in pairs],
         ]
     )
     target = cache / f"queries-{key}.npz"
@@ -210,8 +208,7 @@ def query_features(
             shot = fine_view(image, categories.get(pair.product_id, []), localiser)[0]
             cuts = [street_view(worn_view(shot, rng, occluders), rng, occluders, augmentations) for _ in range(views)]
             return Prepared({f"v{n}": embedder.prepare(cut, FINE_RESIZE) for n, cut in enumerate(cuts)}, "synthetic")
-        region = region_for_categories(categories.get(pair.product_id, []))
-        located = localiser.locate(image, region=region, strict=False)
+        located = localiser.locate(image, region=region_of[origin], strict=False)
         if pair.kind == WORN and located.fallback is not None:
             raise ImageError(f"{path}: no person wears it, so it is not a street-like query")
         cut = located.items[0].view
