@@ -3,6 +3,7 @@ system calls, and over an index folder made before versions; leftovers are clean
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -35,9 +36,24 @@ def _wait_for_staging(process: subprocess.Popen[bytes], target: Path) -> Path:
         mine = [v for v in _versions(target) if f"-{process.pid}-" in v.name]
         if mine:
             time.sleep(1.0)  # well into reading, fetching and embedding
+            assert process.poll() is None, "the build ended before it could be interrupted"
             return mine[0]
         time.sleep(0.05)
     raise AssertionError(f"the build never started its folder (exit {process.poll()})")
+
+
+@pytest.fixture(scope="module")
+def long_catalog(garment_catalog: Path) -> Path:
+    """The garments 20 times over (480 products): a build that is still embedding seconds after
+    it starts, on a fast host too."""
+    path = garment_catalog.with_name("long.csv")
+    with garment_catalog.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([f"{row[0]}-{copy}", *row[1:]] for copy in range(20) for row in rows)
+    return path
 
 
 @pytest.fixture
@@ -49,10 +65,10 @@ def target(garment_index: Path, tmp_path: Path) -> Path:
 
 
 def test_kill_9_leaves_the_old_index_and_the_next_build_cleans_up(
-    target: Path, garment_catalog: Path, embedder: Embedder, tmp_path: Path
+    target: Path, garment_catalog: Path, long_catalog: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     before = (target / layout.MANIFEST).read_text()
-    process = _start_build(garment_catalog, target, tmp_path / "cache")
+    process = _start_build(long_catalog, target, tmp_path / "cache")
     staging = _wait_for_staging(process, target)
     process.kill()
     process.wait(30)
@@ -64,9 +80,9 @@ def test_kill_9_leaves_the_old_index_and_the_next_build_cleans_up(
     assert SearchEngine(target, embedder).store.count() == 24
 
 
-def test_sigterm_removes_the_half_made_index(target: Path, garment_catalog: Path, tmp_path: Path) -> None:
+def test_sigterm_removes_the_half_made_index(target: Path, long_catalog: Path, tmp_path: Path) -> None:
     before = (target / layout.MANIFEST).read_text()
-    process = _start_build(garment_catalog, target, tmp_path / "cache")
+    process = _start_build(long_catalog, target, tmp_path / "cache")
     staging = _wait_for_staging(process, target)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
+import threading
+from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -57,3 +60,25 @@ def release_memory() -> None:
 def default_threads() -> int:
     """Torch intra-op threads: all cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)))
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive inside the block take effect as it ends, as a
+    KeyboardInterrupt. For third-party code that would swallow the interrupt: OpenVINO's
+    conversion traces a torch module and turns any exception inside into its own failure (or
+    retries), so a build stopped then went on, or failed with an internal error. Only the main
+    thread receives signals; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda signum, _frame: arrived.append(signum)) for number in handled}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if arrived:
+        raise KeyboardInterrupt

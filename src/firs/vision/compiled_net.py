@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..runtime import deferred_interrupts
+
 # bf16 (chosen by OpenVINO itself on CPUs with AVX512-BF16 or AMX) moves features by up to
 # 1e-2 and would make an index depend on the machine that built it; fp32 is the same
 # everywhere and already well under the eager forward's time.
@@ -170,7 +172,7 @@ class NetworkCache:
             return ov.Core().read_model(str(self.folder / f"{key}.xml"))
         example = torch.zeros((1, *input_shape))
         # The conversion traces the module; torch's tracer warns about its own deprecation.
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), deferred_interrupts():
             warnings.simplefilter("ignore")
             return ov.convert_model(module().eval(), example_input=example, input=[(-1, *input_shape)])
 
