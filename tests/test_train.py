@@ -26,12 +26,15 @@ from firs.index.model_dir import HEAD, TrainedModel
 from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.summary import footprint
 from firs.search.engine import Query, SearchEngine
-from firs.train.augment import worn_view
-from firs.train.pairs import read_pairs
+from firs.train import features as features_module
+from firs.train.augment import street_scene, worn_view
+from firs.train.features import query_features
+from firs.train.pairs import Pair, read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
 from firs.train.trainer import TrainOptions, info_nce, products_to_queries
 from firs.vision.colour_signature import SIZE
 from firs.vision.embedder import Embedder
+from firs.vision.localiser import GarmentLocaliser
 
 OPTIONS = dict(epochs=12, dim=32, val_fraction=0.25, patience=12, seed=3, learning_rate=3e-3, tune_blocks=0)
 
@@ -340,7 +343,7 @@ def test_without_pairs_the_catalogue_s_worn_pictures_are_the_queries(
     report = train_model(setup, embedder)
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.source == info["trained_on"]["pair_source"] == "worn pictures"
-    assert info["views_per_query"] == PHOTO_VIEWS  # a photo's default: its cut-out and a street version
+    assert info["views_per_query"] == PHOTO_VIEWS  # a photo's default: its cut-out and street versions
     assert info["trained_on"]["pairs_used"] == 8 and info["trained_on"]["pairs"] is None
     not_worn = [origin for origin, reason in report.failed.items() if "no person wears it" in reason]
     assert len(not_worn) == 2 and all(origin.endswith("picture 2") for origin in not_worn)
@@ -377,6 +380,53 @@ def test_worn_view_bends_a_product_shot_and_keeps_its_colours() -> None:
     assert not np.array_equal(np.asarray(view), np.asarray(shot))
     garment = pixels[(pixels < 245).any(axis=1)]
     assert len(garment) > 0.1 * len(pixels)
+
+
+def test_a_street_scene_puts_the_person_small_and_off_centre_where_it_says() -> None:
+    photo = Image.new("RGB", (192, 256), (255, 255, 255))
+    photo.paste((200, 0, 0), (48, 32, 144, 224))
+    person = np.zeros((256, 192), np.float32)
+    person[32:224, 48:144] = 1.0
+    scene, (left, top, right, bottom) = street_scene(photo, person, random.Random(5), [])
+    assert scene.size == (640, 480) and 0.35 * 480 - 1 <= bottom - top <= 0.7 * 480 + 1
+    assert left <= 160 or left >= 320  # starts in the left quarter or the right half: off-centre
+    inside = np.asarray(scene.crop((left, top, right, bottom)), dtype=int)
+    centre = inside[len(inside) // 4 : 3 * len(inside) // 4, inside.shape[1] // 3 : 2 * inside.shape[1] // 3]
+    assert np.abs(centre - [200, 0, 0]).max(axis=-1).mean() < 40  # the person's pixels, through blur and JPEG
+    again, box = street_scene(photo, person, random.Random(5), [])
+    assert box == (left, top, right, bottom) and np.array_equal(np.asarray(again), np.asarray(scene))
+
+
+def test_street_scene_views_are_the_person_found_again_in_a_scene(
+    embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = Image.fromarray(data.astronaut())
+    specs = [s for s in catalogue_specs() if s.kind in ("t-shirt", "long-sleeve shirt")][:3]
+    pairs = []
+    for spec in specs:
+        _worn(draw_garment(spec, size=128, style=1), person).save(tmp_path / f"{spec.product_id}.jpg")
+        pairs.append(Pair(tmp_path / f"{spec.product_id}.jpg", spec.product_id, spec.product_id))
+    categories = {spec.product_id: [spec.kind] for spec in specs}
+    localiser = GarmentLocaliser()
+    altered: list[Image.Image] = []  # cut-outs altered in place of a scene
+    real_street_view = features_module.street_view
+    monkeypatch.setattr(
+        features_module, "street_view", lambda cut, *a: altered.append(cut) or real_street_view(cut, *a)
+    )
+
+    def made(scenes: bool) -> np.ndarray:
+        cache = tmp_path / f"cache-{scenes}"
+        return query_features(
+            pairs, categories, embedder, localiser, cache, [], 2, progress=False, scenes=scenes
+        ).features
+
+    plain = made(False)
+    assert len(altered) == 3
+    scened = made(True)
+    assert len(altered) == 3  # every scene's person was found again and cut out
+    assert plain.shape == scened.shape == (3, 2, 1280)
+    assert np.array_equal(plain[:, 0], scened[:, 0])  # the clean cut-out is the same either way
+    assert not np.array_equal(plain[:, 1], scened[:, 1])
 
 
 def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:

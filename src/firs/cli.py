@@ -212,7 +212,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--views",
         type=int,
-        help="per query photo: its clean cut-out and VIEWS-1 street versions (2; made-up pairs: 4 street versions)",
+        help="per query photo: its clean cut-out and VIEWS-1 street versions (3; made-up pairs: 4 street versions)",
+    )
+    p.add_argument(
+        "--street-scenes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a photo's street versions: its person put into a street scene and cut out again "
+        "(default), or with --no-street-scenes its cut-out altered",
     )
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
@@ -507,6 +514,7 @@ def _run_train(args: argparse.Namespace) -> int:
         strict=args.strict,
         resume=args.resume,
         progress=not args.quiet,
+        scenes=args.street_scenes,
     )
     if args.cache_dir:
         setup.cache_dir = args.cache_dir

@@ -5,6 +5,11 @@ off-centre and cropped by the localiser's box, partly hidden by what is in front
 arm, another product), out of focus and JPEG-compressed, in other light. Hue is never
 changed: colour is part of what identifies a product. Each draw is seeded, so a feature cache is reproducible.
 
+`street_scene`: the whole photo's person farther away in a street-like scene — smaller,
+off-centre, among textures and other products — for the localiser to find and cut out again,
+so training sees its mistakes in clutter (a mask that takes in the scene, a box cut short)
+as well as the pixels a distant garment has.
+
 `worn_view`: what being worn does to a flat product shot, for catalogues with no photo of a
 person at all: the garment bent in perspective and turned a little, arms across its sides,
 and the scene showing through around its edges where the localiser's mask is not tight.
@@ -20,6 +25,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from ..vision.crops import NEAR_WHITE
 
+Box = tuple[int, int, int, int]
 AUGMENTATIONS = ("resolution", "crop", "occlusion", "blur", "jpeg", "light")
 
 
@@ -45,7 +51,7 @@ def street_view(
         if occluders and rng.random() < 0.7:
             patch = rng.choice(occluders).convert("RGB").resize((w, h), Image.BILINEAR)
         else:
-            patch = Image.new("RGB", (w, h), tuple(rng.randint(0, 255) for _ in range(3)))
+            patch = Image.new("RGB", (w, h), _colour(rng))
         image.paste(patch, (rng.randint(0, max(0, width - w)), rng.randint(0, max(0, height - h))))
     if "blur" in kinds and rng.random() < 0.5:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
@@ -58,6 +64,46 @@ def street_view(
         buffer.seek(0)
         image = Image.open(buffer).convert("RGB")
     return image
+
+
+def street_scene(
+    photo: Image.Image, person: np.ndarray, rng: random.Random, clutter: list[Image.Image]
+) -> tuple[Image.Image, Box]:
+    """`photo`'s person (`person`: the pose's mask, 0..1, at the photo's size) at 35-70 % of a
+    640 x 480 scene's height, left or right of centre, among stripes, blobs and `clutter`
+    pictures, out of focus a little and JPEG-compressed (RGB); and the box the photo went to."""
+    size = (640, 480)
+    scene = Image.linear_gradient("L").rotate(90 * rng.randrange(4)).resize(size).convert("RGB")
+    scene = Image.blend(scene, Image.new("RGB", size, _colour(rng, 30, 230)), rng.uniform(0.4, 0.8))
+    draw = ImageDraw.Draw(scene)
+    for _ in range(rng.randint(6, 16)):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        if rng.random() < 0.5:
+            gap, width = rng.randint(8, 20), rng.randint(3, 8)
+            for offset in range(0, rng.randint(60, 160), gap):
+                draw.line([x, y + offset, x + rng.randint(80, 200), y + offset], fill=_colour(rng), width=width)
+        else:
+            draw.ellipse([x, y, x + rng.randint(30, 150), y + rng.randint(30, 150)], fill=_colour(rng))
+    for _ in range(rng.randint(3, 9) if clutter else 0):
+        other = rng.choice(clutter).copy()
+        other.thumbnail((rng.randint(80, 180),) * 2)
+        scene.paste(other.convert("RGB"), (rng.randrange(size[0] - other.width), rng.randrange(size[1] - other.height)))
+    height = round(size[1] * rng.uniform(0.35, 0.7))
+    width = min(size[0] // 2, max(1, round(photo.width * height / photo.height)))
+    alpha = Image.fromarray((np.clip(person, 0, 1) * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    left = rng.randint(0, size[0] // 4) if rng.random() < 0.5 else rng.randint(size[0] // 2, size[0] - width)
+    person_pixels = photo.convert("RGB").resize((width, height), Image.BILINEAR)
+    top = rng.randint(0, size[1] - height)
+    scene.paste(person_pixels, (left, top), alpha)
+    scene = scene.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    buffer = io.BytesIO()
+    scene.save(buffer, "JPEG", quality=rng.randint(60, 92))
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB"), (left, top, left + width, top + height)
+
+
+def _colour(rng: random.Random, low: int = 0, high: int = 255) -> tuple[int, int, int]:
+    return (rng.randint(low, high), rng.randint(low, high), rng.randint(low, high))
 
 
 _SKIN = ((224, 172, 140), (198, 134, 96), (141, 85, 54), (241, 194, 167), (110, 70, 45))

@@ -2,7 +2,8 @@
 
 Catalogue side: each product's fine view, made exactly as `firs build` makes it. Query side:
 the garment the localiser cuts out of the query photo (in the region the product's category
-names), then `views - 1` street versions of that cut-out (train/augment.py). A mined picture
+names), then `views - 1` street versions: the photo's person in a street scene, cut out again,
+or the cut-out altered (train/augment.py). A mined picture
 (pairs.WORN) where the localiser finds no person is not a query and fails; a synthetic pair
 has no clean view: all its views are street versions of a worn version of the product shot.
 Pose, masks and the backbone are the expensive part and do not change between epochs, so
@@ -31,7 +32,7 @@ from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
-from .augment import AUGMENTATIONS, street_view, worn_view
+from .augment import AUGMENTATIONS, street_scene, street_view, worn_view
 from .pairs import SYNTHETIC, WORN, Pair
 
 OCCLUDERS = 48  # catalogue pictures that may stand in front of a query's garment
@@ -174,9 +175,12 @@ def query_features(
     augmentations: tuple[str, ...] = AUGMENTATIONS,
     progress: bool = True,
     maps: bool = False,
+    scenes: bool = False,
 ) -> QueryFeatures:
     """The garment cut out of each query photo, clean and in `views - 1` street versions;
-    their features, or with `maps` their trunk maps."""
+    their features, or with `maps` their trunk maps. With `scenes` a photo's street versions
+    are its person put into a street scene and cut out again by the localiser (augment.street_scene);
+    without, or where the localiser finds no person in the scene, the cut-out altered."""
     network, kind = _network(embedder, maps)
     region_of = {p.origin: region_for_categories(categories.get(p.product_id, [])) for p in pairs}  # cut from
     key = fingerprint(
@@ -189,6 +193,7 @@ def query_features(
             seed,
             sorted(augmentations),
             [[*_file_key(str(p.query)), p.kind, region_of[p.origin]] for p in pairs],
+            *(["scenes"] if scenes else []),  # keys made before scenes existed stay valid
         ]
     )
     target = cache / f"queries-{key}.npz"
@@ -214,7 +219,16 @@ def query_features(
         cut = located.items[0].view
         arrays = {"v0": embedder.prepare(cut, FINE_RESIZE)}
         for number in range(1, views):
-            arrays[f"v{number}"] = embedder.prepare(street_view(cut, rng, occluders, augmentations), FINE_RESIZE)
+            street = None
+            if scenes and located.pose is not None:
+                scene, (left, top, right, bottom) = street_scene(image, located.pose.mask, rng, occluders)
+                found = localiser.locate(scene, region=region_of[origin], strict=False)
+                x0, y0, x1, y1 = found.items[0].region.box
+                if found.fallback is None and left <= (x0 + x1) / 2 <= right and top <= (y0 + y1) / 2 <= bottom:
+                    street = found.items[0].view  # not another person of the scene's
+            if street is None:
+                street = street_view(cut, rng, occluders, augmentations)
+            arrays[f"v{number}"] = embedder.prepare(street, FINE_RESIZE)
         return Prepared(arrays, located.fallback or "worn")
 
     items = [(p.origin, str(p.query)) for p in pairs]
