@@ -160,6 +160,10 @@ def test_interrupted_training_resumes_where_it_stopped(
 
     whole = run(tmp_path / "whole", 6, resume=False)
     run(tmp_path / "cut", 3, resume=False)  # as if stopped after epoch 3
+    other = _training(paired, tmp_path / "cut", features, True, epochs=6)
+    other.scenes = False  # other street versions: other data, not this checkpoint's
+    with pytest.raises(FirsError, match="other data or options"):
+        train_model(other, embedder)
     resumed = run(tmp_path / "cut", 6, resume=True)
     assert [e["epoch"] for e in resumed] == list(range(7))
     for a, b in zip(whole, resumed, strict=True):
@@ -344,6 +348,7 @@ def test_without_pairs_the_catalogue_s_worn_pictures_are_the_queries(
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.source == info["trained_on"]["pair_source"] == "worn pictures"
     assert info["views_per_query"] == PHOTO_VIEWS  # a photo's default: its cut-out and street versions
+    assert info["street_versions"] == "scenes"
     assert info["trained_on"]["pairs_used"] == 8 and info["trained_on"]["pairs"] is None
     not_worn = [origin for origin, reason in report.failed.items() if "no person wears it" in reason]
     assert len(not_worn) == 2 and all(origin.endswith("picture 2") for origin in not_worn)
@@ -363,6 +368,7 @@ def test_a_catalogue_without_worn_pictures_trains_on_synthetic_street_versions(
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.source == "synthetic" and info["trained_on"]["pairs_used"] == 64
     assert info["views_per_query"] == SYNTHETIC_VIEWS  # no clean view: made-up street versions only
+    assert info["street_versions"] == "altered cut-outs"  # no person to put into a scene
     untrained, best = info["history"][0], info["history"][info["best_epoch"]]
 
     def recall(entry: dict[str, float]) -> float:  # both validation sets: 8 queries alone flip on one query

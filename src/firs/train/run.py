@@ -131,7 +131,8 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     targets = np.array([row_of[p.product_id] for p in queries.pairs])
     held_out = split_by_product([p.product_id for p in queries.pairs], setup.options.val_fraction, setup.options.seed)
     val_rows = np.array([i for i, p in enumerate(queries.pairs) if p.product_id in held_out], dtype=np.int64)
-    data_key = fingerprint([catalogue.ids, [f"{p.query}\t{p.product_id}" for p in queries.pairs], views])
+    street = "scenes" if setup.scenes and source != "synthetic" else "altered cut-outs"
+    data_key = fingerprint([catalogue.ids, [f"{p.query}\t{p.product_id}" for p in queries.pairs], views, street])
     info: dict[str, Any] = {
         "kind": "linear heads (query, catalogue) on backbone features, InfoNCE over the catalogue"
         + (" and back over the batch's queries" if setup.options.symmetric else "")
@@ -150,6 +151,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
             "data_fingerprint": data_key,
         },
         "views_per_query": views,
+        "street_versions": street,
         "options": setup.options.as_dict(),
         "firs_version": __version__,
     }
