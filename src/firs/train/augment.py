@@ -59,10 +59,7 @@ def street_view(
         image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
         image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
     if "jpeg" in kinds:
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=rng.randint(35, 90))
-        buffer.seek(0)
-        image = Image.open(buffer).convert("RGB")
+        image = _through_jpeg(image, rng.randint(35, 90))
     return image
 
 
@@ -96,10 +93,15 @@ def street_scene(
     top = rng.randint(0, size[1] - height)
     scene.paste(person_pixels, (left, top), alpha)
     scene = scene.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    return _through_jpeg(scene, rng.randint(60, 92)), (left, top, left + width, top + height)
+
+
+def _through_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """`image` as a JPEG of that quality would decode (RGB)."""
     buffer = io.BytesIO()
-    scene.save(buffer, "JPEG", quality=rng.randint(60, 92))
+    image.save(buffer, "JPEG", quality=quality)
     buffer.seek(0)
-    return Image.open(buffer).convert("RGB"), (left, top, left + width, top + height)
+    return Image.open(buffer).convert("RGB")
 
 
 def _colour(rng: random.Random, low: int = 0, high: int = 255) -> tuple[int, int, int]:
