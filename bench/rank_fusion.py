@@ -19,6 +19,7 @@ model/, index-model/).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,29 +74,41 @@ def catalogue_cache(run: Path, image_root: Path, embedder: Embedder, localiser: 
         return {key: data[key] for key in data.files}
 
 
+def fine_cuts(engine: SearchEngine, queries: list[Any], desc: str) -> Iterator[tuple[Any, Any, np.ndarray, int]]:
+    """Each query through the index's real fine search: (the query, the garment cut-out it
+    embedded, the search vector made of it, the rank it gave the query's product — 0 when not
+    in the top DEPTH)."""
+    seen: dict[str, Any] = {}
+    real = engine.vector_of
+
+    def spy(image: Any, view: str, classify: bool = True) -> Any:
+        vector, probabilities = real(image, view, classify)
+        if view == "fine":
+            seen["cut"], seen["vector"] = image, vector
+        return vector, probabilities
+
+    engine.vector_of = spy  # type: ignore[method-assign]
+    try:
+        for query in tqdm(queries, desc=desc):
+            seen.clear()
+            ids = [r["id"] for r in engine.search(Query(image=query.path, k=DEPTH, mode="fine")).results]
+            rank = ids.index(query.product_id) + 1 if query.product_id in ids else 0
+            yield query, seen["cut"], seen["vector"], rank
+    finally:
+        engine.vector_of = real  # type: ignore[method-assign]
+
+
 def query_cache(run: Path, name: str, engine: SearchEngine) -> dict[str, Any]:
     target = run / "fusion" / f"queries-{name}.npz"
     if not target.is_file():
-        seen: dict[str, Any] = {}
-        real = engine.vector_of
-
-        def spy(image: Any, view: str, classify: bool = True) -> Any:
-            if view == "fine":
-                seen["cut"] = image
-            return real(image, view, classify)
-
-        engine.vector_of = spy  # type: ignore[method-assign]
         products, maps, colours, ranks = [], [], [], []
-        for query in tqdm(read_queries(run / SETS[name]), desc=f"{name} queries"):
-            seen.clear()
-            answer = engine.search(Query(image=query.path, k=DEPTH, mode="fine"))
-            ids = [r["id"] for r in answer.results]
-            prepared = engine.embedder.prepare(seen["cut"], engine.view_resize("fine"))[None]
+        for query, cut, _, rank in fine_cuts(engine, read_queries(run / SETS[name]), f"{name} queries"):
+            prepared = engine.embedder.prepare(cut, engine.view_resize("fine"))[None]
             products.append(query.product_id)
             maps.append(engine.embedder.trunk(prepared)[0].astype(np.float16))
             colours.append(colour_signatures(prepared)[0])
-            ranks.append(ids.index(query.product_id) + 1 if query.product_id in ids else 0)
-        engine.vector_of = real  # type: ignore[method-assign]
+            ranks.append(rank)
+        target.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             target, products=np.array(products), maps=np.stack(maps), colour=np.stack(colours), ranks=np.array(ranks)
         )

@@ -12,12 +12,24 @@ from PIL import Image
 
 from firs.cli import main
 from firs.demo.garments import COLOURS, GarmentSpec, draw_garment
+from firs.errors import IndexFormatError
 from firs.index import colour_fusion
 from firs.index import directory as layout
 from firs.index.shards import colour_column, read_column
 from firs.index.whitening import Whitening
 from firs.search.engine import Query, SearchEngine
-from firs.vision.colour_signature import BINS, SIZE, colour_signatures, garment_pixels, signature
+from firs.vision import colour_signature
+from firs.vision.colour_signature import (
+    BINS,
+    DEFAULT_KIND,
+    LAB_SIZE,
+    LEGACY_KIND,
+    SIZE,
+    colour_signatures,
+    garment_pixels,
+    signature,
+    signatures,
+)
 from firs.vision.embedder import Embedder, prepare
 
 from .conftest import jpeg_bytes
@@ -36,6 +48,39 @@ def test_signature_tells_navy_from_black(embedder: Embedder) -> None:
     assert float(signatures["navy"] @ signatures["black"]) < 0.3
     blank = _signature(Image.new("RGB", (64, 64), (255, 255, 255)), embedder)
     assert blank.shape == (SIZE,) and not blank.any()  # nothing but backdrop: no colour at all
+
+
+def test_default_signature_tells_colours_and_patterns_apart(embedder: Embedder) -> None:
+    """Its colour half (Lab cells) tells navy from black; its pattern half (local binary
+    patterns) tells stripes from a plain cloth of the same colour."""
+
+    def of(colour: str, pattern: str, style: int = 0) -> np.ndarray:
+        picture = draw_garment(GarmentSpec("t-shirt", colour, pattern), style=style)
+        return signatures(embedder.prepare(picture, "crop")[None])[0]
+
+    navy, black, striped = of("navy", "solid"), of("black", "solid"), of("navy", "striped")
+    assert navy.shape == (colour_signature.size(DEFAULT_KIND),) and abs(np.linalg.norm(navy) - 1) < 1e-5
+    colour, pattern = slice(0, LAB_SIZE), slice(LAB_SIZE, None)
+
+    def cosine(a: np.ndarray, b: np.ndarray, half: slice) -> float:
+        return 2 * float(a[half] @ b[half])  # each half is √½ long
+
+    navy_shaded = of("navy", "solid", style=1)  # shaded, another outline
+    assert cosine(navy, navy_shaded, colour) > 0.5 and cosine(navy, black, colour) < 0.1
+    assert cosine(navy, black, pattern) > cosine(navy, striped, pattern) + 0.2  # plain cloths alike
+    assert float(navy @ navy_shaded) > float(navy @ black)
+    assert not signatures(embedder.prepare(Image.new("RGB", (64, 64), "white"), "crop")[None]).any()
+
+
+def test_an_index_names_the_kind_of_its_signatures() -> None:
+    """Indexes made before there were kinds hold RGB signatures; a kind nobody knows is refused."""
+    views = {"fine": {"colour": {"weight": 0.4}}}
+    assert colour_fusion.signature_kind({"views": views}, "fine") == LEGACY_KIND
+    assert colour_fusion.signature_kind({"views": {"fine": {}}}, "fine") == LEGACY_KIND
+    named = {"views": {"fine": {}}, "shards": {"signature": DEFAULT_KIND}}  # also with no colour weight
+    assert colour_fusion.signature_kind(named, "fine") == DEFAULT_KIND
+    with pytest.raises(ValueError, match="unknown garment signature kind 'hsv'"):
+        colour_fusion.signature_kind({"views": {"fine": {"colour": {"kind": "hsv"}}}}, "fine")
 
 
 def test_signature_bins_every_garment_pixel_by_its_colour() -> None:
@@ -90,14 +135,16 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
     out = tmp_path / "index"
     assert main(["build", str(same_cut_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]) == 0
     manifest = json.loads((out / layout.MANIFEST).read_text())
-    fine = manifest["views"]["fine"]
+    fine, size = manifest["views"]["fine"], colour_signature.size(DEFAULT_KIND)
     assert fine["colour"]["weight"] == colour_fusion.DEFAULT_WEIGHT
-    assert fine["dim"] == fine["whitening"]["dim"] + SIZE and "colour" not in manifest["views"]["simple"]
+    assert fine["colour"]["kind"] == manifest["shards"]["signature"] == DEFAULT_KIND
+    assert fine["dim"] == fine["whitening"]["dim"] + size and "colour" not in manifest["views"]["simple"]
     folder = out / layout.view_dir("fine")
     ids, features = read_column(out / layout.SHARDS, "fine")
-    signatures = read_column(out / layout.SHARDS, colour_column("fine"))[1]
-    assert signatures.shape == (12, SIZE)
-    expected = colour_fusion.fuse(Whitening.load(folder / layout.WHITENING).apply(features), signatures, 0.4)
+    stored_signatures = read_column(out / layout.SHARDS, colour_column("fine"))[1]
+    assert stored_signatures.shape == (12, size)
+    whitened = Whitening.load(folder / layout.WHITENING).apply(features)
+    expected = colour_fusion.fuse(whitened, stored_signatures, colour_fusion.DEFAULT_WEIGHT)
     engine = SearchEngine(out, embedder)
     stored = np.stack([engine.views["fine"].ann.vector(engine.store.label_of(i)) for i in ids])
     assert np.allclose(stored, expected, atol=1e-5)  # the ANN holds exactly the fused vectors
@@ -107,6 +154,11 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
         query = jpeg_bytes(draw_garment(spec, style=1).resize((300, 300)))
         results = engine.search(Query(image=query, mode="fine", k=3)).results
         assert results[0]["id"] == spec.product_id, (colour, [r["id"] for r in results])
+
+    manifest["shards"]["signature"] = "hsv"  # a kind this version does not know
+    (out / layout.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="unknown garment signature kind 'hsv'"):
+        SearchEngine(out, embedder)
 
 
 def test_colour_weight_zero_leaves_the_plain_embedding(same_cut_catalog: Path, tmp_path: Path) -> None:

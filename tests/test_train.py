@@ -32,7 +32,7 @@ from firs.train.features import query_features
 from firs.train.pairs import Pair, read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
 from firs.train.trainer import TrainOptions, info_nce, products_to_queries
-from firs.vision.colour_signature import SIZE
+from firs.vision.colour_signature import DEFAULT_KIND, size
 from firs.vision.embedder import Embedder
 from firs.vision.localiser import GarmentLocaliser
 
@@ -125,7 +125,7 @@ def test_an_index_built_with_the_model_searches_with_it(
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
     fine = manifest["views"]["fine"]
     assert manifest["model"]["sha256"] == TrainedModel.digest(trained) and fine["whitening"]["dim"] == 32
-    assert fine["dim"] == 32 + SIZE  # the colour signature beside the learned embedding
+    assert fine["dim"] == 32 + size(DEFAULT_KIND)  # the garment signature beside the learned embedding
     engine = SearchEngine(tmp_path / "index", embedder)
     assert engine.views["fine"].query is not None and engine.views["simple"].query is None
     photo = next((paired / "photos").iterdir())

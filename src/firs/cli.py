@@ -90,7 +90,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="W",
-        help="weight of the garment's colour signature in fine search, 0 to leave it out (0.4)",
+        help="weight of the garment's colour and pattern signature in fine search, 0 to leave it out (0.6)",
     )
     p.add_argument(
         "--engine",

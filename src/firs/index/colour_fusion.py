@@ -9,12 +9,14 @@ side makes the ANN's inner product exactly that score: no re-ranking stage, filt
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ..vision.colour_signature import BINS, SIZE
+from ..vision import colour_signature
 from .whitening import Whitening
 
-DEFAULT_WEIGHT = 0.4
+DEFAULT_WEIGHT = 0.6  # of the default signature kind; an index records its own
 
 
 def catalogue_vectors(raw: np.ndarray, colours: np.ndarray | None, whitening: Whitening, weight: float) -> np.ndarray:
@@ -31,13 +33,22 @@ def fuse(embeddings: np.ndarray, signatures: np.ndarray, weight: float) -> np.nd
     return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
 
 
-def manifest_section(weight: float) -> dict[str, object]:
+def manifest_section(weight: float, kind: str) -> dict[str, object]:
     return {
         "weight": weight,
-        "dims": SIZE,
-        "signature": f"square-rooted {BINS}x{BINS}x{BINS} RGB histogram of the prepared picture's non-white pixels",
+        "kind": kind,
+        "dims": colour_signature.size(kind),
+        "signature": colour_signature.describe(kind),
         "score": "(cosine + weight * signature dot) / (1 + weight)",
     }
+
+
+def signature_kind(manifest: dict[str, Any], view: str) -> str:
+    """The kind of garment signature an index's shards hold for `view` and its searches compute:
+    the shards section names it (also where the view has no colour weight), else the view's
+    colour section; indexes made before there were kinds hold the legacy one."""
+    named = manifest.get("shards", {}).get("signature") or manifest["views"].get(view, {}).get("colour", {}).get("kind")
+    return colour_signature.check_kind(str(named or colour_signature.LEGACY_KIND))
 
 
 def check_weight(weight: float) -> float:

@@ -246,6 +246,7 @@ def build_index(
                     "partitions": len(shards.shard_paths(shard_dir)),
                     "engine": engine.name,
                     "columns": shards.columns(shard_dir),
+                    "signature": job.signature,
                 },
                 "catalog_images": dict(report.views),
                 "tags": {

@@ -3,7 +3,8 @@
 A loader turns one product image into one prepared array per view (see pipeline/views.py)
 and the labels it can read off the picture; every view is embedded with the same network,
 batch by batch, and the classifier head of one view gives each product its type labels.
-Views named in `signature_views` also get the colour signature of their prepared pictures.
+Views named in `signature_views` also get the garment signature (colour, texture; of
+`signature_kind`) of their prepared pictures.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from tqdm import tqdm
 
 from ..errors import ImageError
 from ..tagging.tagger import Tag, classifier_tags
+from ..vision import colour_signature
 from ..vision.backbone_tail import BackboneTail
-from ..vision.colour_signature import colour_signatures
 from ..vision.embedder import Embedder
 
 
@@ -40,7 +41,7 @@ _Outcome = Prepared | str  # or the reason it failed
 class EmbedResult:
     ids: list[str] = field(default_factory=list)
     features: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, 1280)
-    signatures: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, SIZE) colour signatures
+    signatures: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, size) garment signatures
     failures: dict[str, str] = field(default_factory=dict)  # product id -> reason
     note_of: dict[str, str] = field(default_factory=dict)  # product id -> how its views were made
     tags: dict[str, list[Tag]] = field(default_factory=dict)  # product id -> image labels
@@ -90,6 +91,7 @@ def embed_images(
     keep: Callable[[str, Prepared], None] | None = None,
     desc: str = "embed images",
     signature_views: tuple[str, ...] = (),
+    signature_kind: str = colour_signature.DEFAULT_KIND,
     tails: dict[str, BackboneTail] | None = None,
     bar: tqdm | None = None,
 ) -> EmbedResult:
@@ -114,7 +116,7 @@ def embed_images(
                 features, probabilities = embedder.forward(stacked, tail) if tail else embedder.forward(stacked)
                 blocks.setdefault(view, []).append(features)
                 if view in signature_views:
-                    signature_blocks.setdefault(view, []).append(colour_signatures(stacked))
+                    signature_blocks.setdefault(view, []).append(colour_signature.signatures(stacked, signature_kind))
                 if view == classify_view:
                     for product_id, row in zip(batch_ids, probabilities, strict=True):
                         result.tags[product_id] = classifier_tags(row) + result.tags.get(product_id, [])

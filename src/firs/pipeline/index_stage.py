@@ -28,6 +28,7 @@ from ..index.postings import Postings
 from ..index.whitening import Moments, Whitening
 from ..runtime import all_blas_threads
 from ..tagging.tagger import Tag, product_tags
+from ..vision import colour_signature
 from .partition import COLOUR_VIEW, LEARNED_VIEW
 from .views import VIEW_PROCESSING
 
@@ -38,6 +39,7 @@ class ViewSettings:
     whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     colour_weight: float = colour_fusion.DEFAULT_WEIGHT  # the fine view's colour signature; 0: none
     hnsw: HnswParams = field(default_factory=HnswParams)
+    signature_kind: str = colour_signature.DEFAULT_KIND  # what the shards' signatures are (reindex: the index's)
 
 
 def shard_views(shard_dir: Path) -> list[str]:
@@ -95,7 +97,7 @@ def index_views(
             "dim": ann.index.d,
             "resize": resize[view],
             "whitening": mapping,
-            **({"colour": colour_fusion.manifest_section(colour_weight)} if fuse else {}),
+            **({"colour": colour_fusion.manifest_section(colour_weight, settings.signature_kind)} if fuse else {}),
             "catalog_processing": VIEW_PROCESSING[view],
             "search": search,
         }

@@ -27,15 +27,15 @@ from ..catalog.product import Product, ReadProblem
 from ..catalog.sources import read_catalog
 from ..catalog.store import ProductStore
 from ..errors import CatalogError
+from ..index import colour_fusion, shards
 from ..index import directory as layout
-from ..index import shards
 from ..index.images import ImageStore
 from ..index.model_dir import TrainedModel
 from ..index.writer_lock import command_line, writer_lock
 from ..search.engine import spec_from_manifest
 from .build import PARTITION_SIZE, CatalogueReading
 from .index_stage import tags_for
-from .partition import EmbedJob, embed_partition, models_for, partition
+from .partition import COLOUR_VIEW, EmbedJob, embed_partition, models_for, partition
 
 
 @dataclass
@@ -88,6 +88,7 @@ def add_products(index: Path, sources: list[Path], options: AddOptions | None = 
             model_sha256=TrainedModel.digest(model) if model else None,
             threads=options.threads,
             network_dir=str(folder / layout.NETWORK) if layout.network_files(manifest) else None,
+            signature=colour_fusion.signature_kind(manifest, COLOUR_VIEW),
         )
         work = _work_dir(folder)
         by_id = {p.id: p for p in products}

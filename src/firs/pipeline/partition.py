@@ -24,6 +24,7 @@ from ..index.images import display_jpeg
 from ..index.model_dir import TrainedModel
 from ..runtime import limit_blas_threads, release_memory, tune_allocator
 from ..tagging.tagger import colour_tags, region_tag
+from ..vision import colour_signature
 from ..vision.backbone_tail import BackboneTail
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
@@ -77,6 +78,7 @@ class EmbedJob:
     batch_size: int = 32
     threads: int | None = None  # network threads per worker (None: torch's default)
     network_dir: str | None = None  # the network's converted pieces, saved by the driver (read, not converted)
+    signature: str = colour_signature.DEFAULT_KIND  # the fine view's garment signature (an index keeps its own)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def embed_partition(
         classify_view=CLASSIFY_VIEW,
         keep=lambda product_id, prepared: pictures.__setitem__(product_id, prepared.picture),
         signature_views=(COLOUR_VIEW,),
+        signature_kind=job.signature,
         tails={LEARNED_VIEW: models.tail} if models.tail is not None else None,
         bar=bar,
     )

@@ -16,14 +16,14 @@ from typing import Any
 
 from ..catalog.store import ProductStore
 from ..errors import CatalogError, IndexFormatError
+from ..index import colour_fusion, shards
 from ..index import directory as layout
-from ..index import shards
 from ..index.ann import COMPRESSIONS, HnswParams, storage_for
 from ..index.model_dir import TrainedModel
 from ..index.writer_lock import command_line, writer_lock
 from .build import copy_model, model_section
 from .index_stage import ViewSettings, index_views
-from .partition import load_model_for
+from .partition import COLOUR_VIEW, load_model_for
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _model(options: ReindexOptions, manifest: dict[str, Any], folder: Path) -> T
 def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings:
     views = manifest["views"]
     pca = [v["whitening"]["dim"] for v in views.values() if v["whitening"]["method"] == "pca"]
-    weight = views.get("fine", {}).get("colour", {}).get("weight", 0.0)
+    weight = views.get(COLOUR_VIEW, {}).get("colour", {}).get("weight", 0.0)
     ann = manifest["ann"]
     count = manifest["counts"]["indexed"]
     storage = storage_for(options.compress, count) if options.compress else ann.get("storage", "flat")
@@ -80,6 +80,7 @@ def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings
         whitening_dim=options.whitening_dim or (pca[0] if pca else 1024),
         colour_weight=weight if options.colour_weight is None else options.colour_weight,
         whitening_shrink=options.whitening_shrink,
+        signature_kind=colour_fusion.signature_kind(manifest, COLOUR_VIEW),
         hnsw=HnswParams(ann["m"], ann["ef_construction"], ann["ef_search"], storage),
     )
 

@@ -23,8 +23,8 @@ from ..index.model_dir import HEAD, TrainedModel
 from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
+from ..vision import colour_signature
 from ..vision.backbone_tail import BackboneTail
-from ..vision.colour_signature import colour_signatures
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, WORK_SIDE, GarmentLocaliser
@@ -161,6 +161,7 @@ class _View:
     ann: LiveAnn  # the built graph with what `firs add`/`remove` changed since (index/live_ann.py)
     query: Whitening | None = None  # a trained model's query head
     colour_weight: float = 0.0  # the colour signature's share of the vectors (index/colour_fusion.py)
+    signature: str = colour_signature.LEGACY_KIND  # the kind of garment signature beside the embedding
     tail: BackboneTail | None = None  # a trained model's tuned backbone blocks
 
     @property
@@ -183,6 +184,13 @@ def _colour_weight(info: dict[str, Any], folder: Path) -> float:
         return colour_fusion.check_weight(float(colour["weight"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexFormatError(f"{folder}: the manifest's colour section is unreadable ({exc})") from None
+
+
+def _signature_kind(manifest: dict[str, Any], view: str, folder: Path) -> str:
+    try:
+        return colour_fusion.signature_kind(manifest, view)
+    except ValueError as exc:
+        raise IndexFormatError(f"{folder}: {exc}") from None
 
 
 def _load_map(path: Path) -> Whitening:
@@ -246,6 +254,7 @@ class SearchEngine:
                 LiveAnn(AnnIndex.load(folder / layout.ANN, int(info["dim"]), count, _tuned(params, info))),
                 _load_map(folder / query) if query else None,
                 _colour_weight(info, folder),
+                _signature_kind(self.manifest, view, folder),
                 tuned if view == self.manifest.get("model", {}).get("view") else None,
             )
         if network is not None:  # converted pieces saved in the index: reading them is cheap
@@ -352,7 +361,9 @@ class SearchEngine:
         features, probabilities = self.embedder.forward(prepared, state.tail, classify)
         vector = state.photo_map.apply(features)
         if state.colour_weight:
-            vector = colour_fusion.fuse(vector, colour_signatures(prepared), state.colour_weight)
+            vector = colour_fusion.fuse(
+                vector, colour_signature.signatures(prepared, state.signature), state.colour_weight
+            )
         return vector[0], probabilities[0]
 
     def catalogue_region(self, near: list[Neighbour], region: str, found: list[str]) -> str | None:
