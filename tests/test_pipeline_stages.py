@@ -22,6 +22,8 @@ from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.engines import local_slots
 from firs.pipeline.partition import EmbedJob, PartitionTask, embed_partition, models_for, partition
 from firs.search.engine import Query, SearchEngine
+from firs.vision.colour_signature import DEFAULT_KIND
+from firs.vision.colour_signature import size as size_of
 from firs.vision.embedder import Embedder, EmbedderSpec
 
 
@@ -144,6 +146,12 @@ def test_reindex_remakes_the_views_from_the_shards_alone(
     assert (index / "views" / "fine" / layout.ANN).stat().st_size < size
     compressed = SearchEngine(index, embedder)
     assert [r["id"] for r in compressed.search(Query(image=photo, mode="fine", k=5)).results][:3] == flat[:3]
+    # the colour turned back on: the shards name their signature's kind, though the view had none
+    assert main(["reindex", str(index), "--colour-weight", "0.6"]) == 0
+    fine = json.loads((index / layout.MANIFEST).read_text())["views"]["fine"]
+    assert fine["colour"]["kind"] == DEFAULT_KIND and fine["dim"] == 16 + size_of(DEFAULT_KIND)
+    coloured = SearchEngine(index, embedder)
+    assert coloured.search(Query(image=photo, mode="fine", k=1)).results[0]["id"] == photo.stem
 
 
 def test_reindex_refuses_what_it_cannot_do(garment_catalog: Path, embedder: Embedder, tmp_path: Path) -> None:
