@@ -13,7 +13,8 @@ manifest (`kind`):
   (bench/colour_variants.py, docs/architecture.md "Colour and pattern, again").
 - "rgb6": a 6³-cell RGB histogram alone — indexes built before "lab-lbp" keep it, and their
   searches and `firs add` compute it.
-Unit length, or all zeros for a picture with no non-white pixel. Hard cells: sharing each pixel
+Unit length, or all zeros for a picture with no non-white pixel ("lab-lbp": each half √½ long,
+the pattern half zero where no garment pixel has garment all around it). Hard cells: sharing each pixel
 among the 8 cells around it (trilinear) was steadier under a change of light on drawn garments,
 but on the dev set it scored no better (bench/colour_signature_dev.py) and costs 8x the time.
 """
