@@ -11,7 +11,8 @@ over the whole gallery:
   - pattern: a histogram of local binary patterns of the garment's lightness (plain, striped,
     printed), fused as a third part with its own weight;
   - last, the product's own default signature (firs.vision.colour_signature) at the default
-    weight, computed from the same pictures.
+    weight, computed from the same pictures; with --second-model, also another model's (say,
+    another training seed's) cosines and the two models' mean, with that signature.
 The held-out queries are split in two halves by product id: choose a setting on half A, and
 half B tells whether the choice holds on queries it was not chosen on.
     python bench/colour_variants.py --run bench/out/dev-s2
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="rgb6 sqrt is always scored")
     parser.add_argument("--pattern-with", default="lab 6x7x7 ±40", help="the colour cells the pattern joins")
+    parser.add_argument("--second-model", type=Path, help="also score the mean cosine of RUN/model and this one")
     parser.add_argument("--pattern", type=float, nargs="*", default=[0.2, 0.3, 0.4])
     args = parser.parse_args()
     engine = SearchEngine(args.run / "index-model")
@@ -320,12 +322,38 @@ def main() -> None:
     for name, data in sets.items():
         dots = blockwise(product_signature, data["pictures"]) @ product_cat.T
         print(line(f"{name}", ranks_of(cosine[name] + weight * dots, targets[name]), half[name]))
+    if args.second_model is None:
+        return
+    print(f"== RUN/model and {args.second_model}, their cosines' mean, with the product's signature at w {weight}")
+    second = TrainedModel.load(args.second_model)
+    tail = second.backbone_tail(engine.embedder.net)
+    second_cat = second.catalogue.apply(pooled_features(engine, tail, catalogue["pictures"]))
+    for name, data in sets.items():
+        second_q = second.query.apply(pooled_features(engine, tail, data["pictures"]))
+        dots = blockwise(product_signature, data["pictures"]) @ product_cat.T
+        alone = second_q @ second_cat.T
+        print(line(f"{name}, the second model", ranks_of(alone + weight * dots, targets[name]), half[name]))
+        both = (cosine[name] + alone) / 2 + weight * dots
+        print(line(f"{name}, both", ranks_of(both, targets[name]), half[name]))
+
+
+def normalised(pictures: np.ndarray) -> np.ndarray:
+    """HWC uint8 pictures -> prepared NCHW (the embedder's normalisation)."""
+    prepared = (pictures.astype(np.float32) / 255 - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return np.ascontiguousarray(prepared.transpose(0, 3, 1, 2))
 
 
 def product_signature(pictures: np.ndarray) -> np.ndarray:
-    """The product's own default signature of HWC uint8 pictures (made NCHW and normalised)."""
-    prepared = (pictures.astype(np.float32) / 255 - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
-    return colour_signature.signatures(np.ascontiguousarray(prepared.transpose(0, 3, 1, 2)))
+    """The product's own default signature of HWC uint8 pictures."""
+    return colour_signature.signatures(normalised(pictures))
+
+
+def pooled_features(engine: SearchEngine, tail: Any, pictures: np.ndarray) -> np.ndarray:
+    """The network's pooled features of HWC uint8 pictures, through a model's tuned tail."""
+    blocks = [
+        engine.embedder.forward(normalised(pictures[b : b + 64]), tail, False)[0] for b in range(0, len(pictures), 64)
+    ]
+    return np.concatenate(blocks)
 
 
 if __name__ == "__main__":
