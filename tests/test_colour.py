@@ -155,6 +155,11 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
         results = engine.search(Query(image=query, mode="fine", k=3)).results
         assert results[0]["id"] == spec.product_id, (colour, [r["id"] for r in results])
 
+    legacy = json.loads(json.dumps(manifest))  # as the previous format wrote it: no kind anywhere
+    legacy["format_version"] = 5
+    del legacy["shards"]["signature"], legacy["views"]["fine"]["colour"]["kind"]
+    (out / layout.MANIFEST).write_text(json.dumps(legacy))
+    assert SearchEngine(out, embedder).views["fine"].signature == LEGACY_KIND
     manifest["shards"]["signature"] = "hsv"  # a kind this version does not know
     (out / layout.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match="unknown garment signature kind 'hsv'"):

@@ -37,7 +37,8 @@ from typing import Any
 from ..errors import IndexFormatError
 from ..files import sha256_file
 
-FORMAT_VERSION = 5  # 5: the embed stage's shards in shards/ (4 kept features per view)
+FORMAT_VERSION = 6  # 6: the garment signature names its kind (shards.signature); 5: shards in shards/
+READABLE_VERSIONS = (5, 6)  # a version 5 index holds RGB signatures (vision/colour_signature.py LEGACY_KIND)
 MANIFEST = "manifest.json"
 STORE = "products.sqlite"
 WHITENING = "whitening.npz"
@@ -257,11 +258,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexFormatError(f"{path}: corrupt manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexFormatError(
-            f"{path}: index format version {found!r}, this FIRS reads version {FORMAT_VERSION}; "
-            "rebuild it with `firs build`"
+            f"{path}: index format version {found!r}, this FIRS reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild it with `firs build`"
         )
     return manifest
 
