@@ -36,9 +36,8 @@ from firs.pipeline.embed_stage import embed_images
 from firs.pipeline.partition import catalogue_loader
 from firs.search.engine import Query, SearchEngine
 from firs.vision.backbone_tail import BackboneTail
-from firs.vision.colour_signature import colour_signatures
+from firs.vision.colour_signature import signatures
 from firs.vision.embedder import Embedder
-from firs.vision.localiser import GarmentLocaliser
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = {"studio": "heldout.tsv", "street": "street/queries.tsv"}
@@ -57,13 +56,18 @@ class _MapsBothWays:
         return np.concatenate([maps, mirrored], axis=1).astype(np.float16), np.zeros((len(batch), 0), np.float32)
 
 
-def catalogue_cache(run: Path, image_root: Path, embedder: Embedder, localiser: GarmentLocaliser) -> dict[str, Any]:
+def catalogue_cache(run: Path, image_root: Path, engine: SearchEngine) -> dict[str, Any]:
+    """The catalogue's fine-view trunk maps (and their mirror images') and garment signatures,
+    of the kind the index holds."""
+    embedder, localiser = engine.embedder, engine.localiser
     target = run / "fusion" / "catalogue.npz"
     if not target.is_file():
         products, _ = read_catalog([run / "catalog.csv"], image_roots=[image_root])
         items = [(p.id, p.image) for p in products]
         load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products}, fine_only=True)
-        done = embed_images(items, _MapsBothWays(embedder), load, signature_views=("fine",), desc="catalogue")
+        kind = engine.views["fine"].signature
+        net = _MapsBothWays(embedder)
+        done = embed_images(items, net, load, signature_views=("fine",), signature_kind=kind, desc="catalogue")
         target.parent.mkdir(parents=True, exist_ok=True)
         maps = done.features["fine"]
         half = maps.shape[1] // 2
@@ -106,7 +110,7 @@ def query_cache(run: Path, name: str, engine: SearchEngine) -> dict[str, Any]:
             prepared = engine.embedder.prepare(cut, engine.view_resize("fine"))[None]
             products.append(query.product_id)
             maps.append(engine.embedder.trunk(prepared)[0].astype(np.float16))
-            colours.append(colour_signatures(prepared)[0])
+            colours.append(signatures(prepared, engine.views["fine"].signature)[0])
             ranks.append(rank)
         target.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
@@ -170,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     engine = SearchEngine(args.run / "index-model")
     embedder = engine.embedder
-    catalogue = catalogue_cache(args.run, DATA, embedder, engine.localiser)
+    catalogue = catalogue_cache(args.run, DATA, engine)
     row_of = {str(pid): row for row, pid in enumerate(catalogue["ids"])}
     sets = {name: query_cache(args.run, name, engine) for name in SETS}
     original = embedder.original_tail
