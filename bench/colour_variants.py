@@ -37,6 +37,7 @@ from firs.eval.metrics import mean_average_precision, recall_at
 from firs.eval.queries import read_queries
 from firs.index import colour_fusion
 from firs.index.model_dir import TrainedModel
+from firs.index.whitening import fit_whitening
 from firs.pipeline.embed_stage import Prepared, embed_images
 from firs.pipeline.partition import catalogue_loader
 from firs.search.engine import SearchEngine
@@ -280,6 +281,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="rgb6 sqrt is always scored")
     parser.add_argument("--pattern-with", default="lab 6x7x7 ±40", help="the colour cells the pattern joins")
     parser.add_argument("--second-model", type=Path, help="also score the mean cosine of RUN/model and this one")
+    parser.add_argument(
+        "--untrained-weights", type=float, nargs="*", default=[], help="also score these weights with no model"
+    )
     parser.add_argument("--pattern", type=float, nargs="*", default=[0.2, 0.3, 0.4])
     args = parser.parse_args()
     engine = SearchEngine(args.run / "index-model")
@@ -322,6 +326,8 @@ def main() -> None:
     for name, data in sets.items():
         dots = blockwise(product_signature, data["pictures"]) @ product_cat.T
         print(line(f"{name}", ranks_of(cosine[name] + weight * dots, targets[name]), half[name]))
+    if args.untrained_weights:
+        untrained(engine, catalogue, sets, targets, half, args.untrained_weights, product_cat)
     if args.second_model is None:
         return
     print(f"== RUN/model and {args.second_model}, their cosines' mean, with the product's signature at w {weight}")
@@ -335,6 +341,28 @@ def main() -> None:
         print(line(f"{name}, the second model", ranks_of(alone + weight * dots, targets[name]), half[name]))
         both = (cosine[name] + alone) / 2 + weight * dots
         print(line(f"{name}, both", ranks_of(both, targets[name]), half[name]))
+
+
+def untrained(
+    engine: SearchEngine,
+    catalogue: dict[str, Any],
+    sets: dict[str, dict[str, Any]],
+    targets: dict[str, np.ndarray],
+    half: dict[str, np.ndarray],
+    weights: list[float],
+    product_cat: np.ndarray,
+) -> None:
+    """What a plain `firs build` searches with: the ImageNet network, PCA-whitened to 1024
+    dimensions on the catalogue, with the product's signature at each weight."""
+    raw = pooled_features(engine, None, catalogue["pictures"])
+    whitening = fit_whitening(raw, 1024)
+    cat = whitening.apply(raw)
+    print("== no model (ImageNet features, PCA-whitening 1024), the product's signature at w")
+    for name, data in sets.items():
+        cosine = whitening.apply(pooled_features(engine, None, data["pictures"])) @ cat.T
+        dots = blockwise(product_signature, data["pictures"]) @ product_cat.T
+        for w in weights:
+            print(line(f"{name}, w {w:g}", ranks_of(cosine + w * dots, targets[name]), half[name]))
 
 
 def normalised(pictures: np.ndarray) -> np.ndarray:

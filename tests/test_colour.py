@@ -136,7 +136,7 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
     assert main(["build", str(same_cut_catalog), "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]) == 0
     manifest = json.loads((out / layout.MANIFEST).read_text())
     fine, size = manifest["views"]["fine"], colour_signature.size(DEFAULT_KIND)
-    assert fine["colour"]["weight"] == colour_fusion.DEFAULT_WEIGHT
+    assert fine["colour"]["weight"] == colour_fusion.UNTRAINED_WEIGHT  # no model: the ImageNet features
     assert fine["colour"]["kind"] == manifest["shards"]["signature"] == DEFAULT_KIND
     assert fine["dim"] == fine["whitening"]["dim"] + size and "colour" not in manifest["views"]["simple"]
     folder = out / layout.view_dir("fine")
@@ -144,7 +144,7 @@ def test_fine_view_carries_the_colour_and_ranks_by_it(
     stored_signatures = read_column(out / layout.SHARDS, colour_column("fine"))[1]
     assert stored_signatures.shape == (12, size)
     whitened = Whitening.load(folder / layout.WHITENING).apply(features)
-    expected = colour_fusion.fuse(whitened, stored_signatures, colour_fusion.DEFAULT_WEIGHT)
+    expected = colour_fusion.fuse(whitened, stored_signatures, colour_fusion.UNTRAINED_WEIGHT)
     engine = SearchEngine(out, embedder)
     stored = np.stack([engine.views["fine"].ann.vector(engine.store.label_of(i)) for i in ids])
     assert np.allclose(stored, expected, atol=1e-5)  # the ANN holds exactly the fused vectors

@@ -21,6 +21,7 @@ from firs.catalog.problems import ProblemLog
 from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
+from firs.index import colour_fusion
 from firs.index.directory import read_manifest
 from firs.index.model_dir import HEAD, TrainedModel
 from firs.pipeline.build import BuildOptions, build_index
@@ -126,6 +127,7 @@ def test_an_index_built_with_the_model_searches_with_it(
     fine = manifest["views"]["fine"]
     assert manifest["model"]["sha256"] == TrainedModel.digest(trained) and fine["whitening"]["dim"] == 32
     assert fine["dim"] == 32 + size(DEFAULT_KIND)  # the garment signature beside the learned embedding
+    assert fine["colour"]["weight"] == colour_fusion.DEFAULT_WEIGHT  # the weight measured best with a model
     engine = SearchEngine(tmp_path / "index", embedder)
     assert engine.views["fine"].query is not None and engine.views["simple"].query is None
     photo = next((paired / "photos").iterdir())

@@ -90,7 +90,8 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="W",
-        help="weight of the garment's colour and pattern signature in fine search, 0 to leave it out (0.6)",
+        help="weight of the garment's colour and pattern signature in fine search, 0 to leave it out "
+        "(0.6 with --model, else 1.0)",
     )
     p.add_argument(
         "--engine",

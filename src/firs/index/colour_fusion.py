@@ -16,7 +16,14 @@ import numpy as np
 from ..vision import colour_signature
 from .whitening import Whitening
 
-DEFAULT_WEIGHT = 0.6  # of the default signature kind; an index records its own
+DEFAULT_WEIGHT = 0.6  # beside a trained model's embedding (the default signature kind; an index records its own)
+UNTRAINED_WEIGHT = 1.0  # beside the ImageNet features, PCA-whitened: they want more colour and pattern
+
+
+def default_weight(learned: bool) -> float:
+    """`firs build`'s weight when none is given: the best measured for the embedding beside it
+    (docs/architecture.md, "Colour and pattern, again")."""
+    return DEFAULT_WEIGHT if learned else UNTRAINED_WEIGHT
 
 
 def catalogue_vectors(raw: np.ndarray, colours: np.ndarray | None, whitening: Whitening, weight: float) -> np.ndarray:

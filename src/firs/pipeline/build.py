@@ -54,7 +54,7 @@ class BuildOptions(CatalogueReading):
     whitening_shrink: float | None = None  # None: from d/n, see index/whitening.py
     hnsw: HnswParams = field(default_factory=HnswParams)
     model: Path | None = None  # a `firs train` model: the fine view's learned heads
-    colour_weight: float = colour_fusion.DEFAULT_WEIGHT  # the fine view's colour signature; 0: none
+    colour_weight: float | None = None  # the fine view's signature; 0: none; None: as measured best with(out) a model
     batch_size: int = 32
     threads: int | None = None
     engine: str = "local"  # where the embed stage runs: local | spark (pipeline/engines.py)
@@ -69,7 +69,10 @@ class BuildOptions(CatalogueReading):
         large = self.compress == "auto" and products >= LARGE_CATALOGUE
         dim = self.whitening_dim or (LARGE_WHITENING_DIM if large else WHITENING_DIM)
         hnsw = replace(self.hnsw, storage=storage_for(self.compress, products))
-        return ViewSettings(dim, self.whitening_shrink, self.colour_weight, hnsw)
+        weight = (
+            colour_fusion.default_weight(self.model is not None) if self.colour_weight is None else self.colour_weight
+        )
+        return ViewSettings(dim, self.whitening_shrink, weight, hnsw)
 
 
 @dataclass

@@ -31,7 +31,7 @@ class ReindexOptions:
     model: Path | None = None  # a heads-only `firs train` model for the fine view
     drop_model: bool = False  # back to PCA-whitening in every view
     whitening_dim: int | None = None  # None: as the index had it
-    colour_weight: float | None = None  # None: as the index had it
+    colour_weight: float | None = None  # None: as the index had it; a model come or gone: its default
     compress: str | None = None  # None: as the index had it; else a key of COMPRESSIONS
     whitening_shrink: float | None = None  # None: the build's rule (index/whitening.auto_shrink)
 
@@ -69,10 +69,12 @@ def _model(options: ReindexOptions, manifest: dict[str, Any], folder: Path) -> T
     return load_model_for(folder / layout.MODEL_DIR, manifest["embedder"]) if had else None
 
 
-def _settings(options: ReindexOptions, manifest: dict[str, Any]) -> ViewSettings:
+def _settings(options: ReindexOptions, manifest: dict[str, Any], learned: bool) -> ViewSettings:
     views = manifest["views"]
     pca = [v["whitening"]["dim"] for v in views.values() if v["whitening"]["method"] == "pca"]
     weight = views.get(COLOUR_VIEW, {}).get("colour", {}).get("weight", 0.0)
+    if weight > 0 and learned != ("model" in manifest):  # chosen for the embedding that is going
+        weight = colour_fusion.default_weight(learned)
     ann = manifest["ann"]
     count = manifest["counts"]["indexed"]
     storage = storage_for(options.compress, count) if options.compress else ann.get("storage", "flat")
@@ -106,7 +108,7 @@ def _reindex(index: Path, options: ReindexOptions) -> dict[str, Any]:
     layout.verify_files(folder, manifest, kept)
     _labels_follow_shards(folder)
     model = _model(options, manifest, folder)
-    settings = _settings(options, manifest)
+    settings = _settings(options, manifest, model is not None)
     clock = time.perf_counter()
     with layout.atomic_index_dir(Path(index)) as staging:
         for name in kept:
