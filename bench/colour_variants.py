@@ -147,17 +147,13 @@ def lab(pictures: np.ndarray) -> np.ndarray:
 
 
 def lab_cells(l_bins: int, ab_bins: int, ab_range: float = 60.0) -> Callable[[np.ndarray], np.ndarray]:
-    def signature(pictures: np.ndarray) -> np.ndarray:
-        out = []
-        for begin in range(0, len(pictures), 256):
-            block = pictures[begin : begin + 256]
-            values = lab(block)
-            light = np.clip((values[..., 0] / 100.0 * l_bins).astype(np.int64), 0, l_bins - 1)
-            a = np.clip(((values[..., 1] + ab_range) / (2 * ab_range) * ab_bins).astype(np.int64), 0, ab_bins - 1)
-            b = np.clip(((values[..., 2] + ab_range) / (2 * ab_range) * ab_bins).astype(np.int64), 0, ab_bins - 1)
-            codes = (light * ab_bins + a) * ab_bins + b
-            out.append(_histograms(codes, garment(block), l_bins * ab_bins * ab_bins))
-        return np.concatenate(out)
+    def signature(pictures: np.ndarray) -> np.ndarray:  # a block at a time: see blockwise
+        values = lab(pictures)
+        light = np.clip((values[..., 0] / 100.0 * l_bins).astype(np.int64), 0, l_bins - 1)
+        a = np.clip(((values[..., 1] + ab_range) / (2 * ab_range) * ab_bins).astype(np.int64), 0, ab_bins - 1)
+        b = np.clip(((values[..., 2] + ab_range) / (2 * ab_range) * ab_bins).astype(np.int64), 0, ab_bins - 1)
+        codes = (light * ab_bins + a) * ab_bins + b
+        return _histograms(codes, garment(pictures), l_bins * ab_bins * ab_bins)
 
     return signature
 

@@ -534,3 +534,7 @@ class SearchEngine:
             except FirsError:
                 picture = blank
             self.localiser.locate(picture, strict=False)
+            fine = self.views["fine"]
+            if fine.colour_weight:  # the signature's lookup tables
+                prepared = self.embedder.prepare(blank, self.view_resize("fine"))[None]
+                colour_signature.signatures(prepared, fine.signature)

@@ -45,17 +45,20 @@ _LUT_BITS = 7  # the Lab cell of every RGB colour, looked up at 7 bits a channel
 _STD, _MEAN = np.asarray(STD, np.float32), np.asarray(MEAN, np.float32)
 
 
+def _rgb(batch: np.ndarray) -> np.ndarray:
+    """Prepared NCHW pictures (the embedder's normalisation) -> NHWC RGB in [0, 1)."""
+    return np.clip(batch.transpose(0, 2, 3, 1) * _STD + _MEAN, 0.0, 0.999)
+
+
 def garment_pixels(batch: np.ndarray) -> list[np.ndarray]:
     """Per prepared NCHW picture (the embedder's normalisation), its non-white pixels, RGB in [0, 1)."""
-    rgb = batch.transpose(0, 2, 3, 1) * _STD + _MEAN
-    rgb = np.clip(rgb, 0.0, 0.999).reshape(len(batch), -1, 3)
-    return [pixels[(pixels < NEAR_WHITE / 255).any(axis=1)] for pixels in rgb]
+    return [pixels[(pixels < NEAR_WHITE / 255).any(axis=1)] for pixels in _rgb(batch).reshape(len(batch), -1, 3)]
 
 
 def signature(counts: np.ndarray) -> np.ndarray:
     """Cell counts -> the unit square-rooted histogram (zeros when there is nothing)."""
     total = counts.sum()
-    return np.sqrt(counts / total).astype(np.float32) if total > 0 else np.zeros(SIZE, np.float32)
+    return np.sqrt(counts / total).astype(np.float32) if total > 0 else np.zeros(len(counts), np.float32)
 
 
 def colour_signatures(batch: np.ndarray) -> np.ndarray:
@@ -109,21 +112,16 @@ def signatures(batch: np.ndarray, kind: str = DEFAULT_KIND) -> np.ndarray:
         return colour_signatures(batch)
     out = np.zeros((len(batch), LAB_SIZE + LBP_SIZE), np.float32)
     half = np.float32(np.sqrt(0.5))
-    for row, picture in enumerate(batch):
-        rgb = np.clip(picture.transpose(1, 2, 0) * _STD + _MEAN, 0.0, 0.999)
+    lut = _lab_lut()  # built on the first call, even of a blank picture: what warming up pays
+    for row, rgb in enumerate(_rgb(batch)):
         coloured = (rgb < NEAR_WHITE / 255).any(axis=2)
         if not coloured.any():
             continue
         levels = (rgb * (1 << _LUT_BITS)).astype(np.intp)
-        codes = _lab_lut()[(levels[..., 0] << 2 * _LUT_BITS) | (levels[..., 1] << _LUT_BITS) | levels[..., 2]]
-        out[row, :LAB_SIZE] = _rooted(np.bincount(codes[coloured], minlength=LAB_SIZE)) * half
-        out[row, LAB_SIZE:] = _rooted(_pattern_counts(rgb[::2, ::2], coloured[::2, ::2])) * half
+        codes = lut[(levels[..., 0] << 2 * _LUT_BITS) | (levels[..., 1] << _LUT_BITS) | levels[..., 2]]
+        out[row, :LAB_SIZE] = signature(np.bincount(codes[coloured], minlength=LAB_SIZE)) * half
+        out[row, LAB_SIZE:] = signature(_pattern_counts(rgb[::2, ::2], coloured[::2, ::2])) * half
     return out
-
-
-def _rooted(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return np.sqrt(counts / total).astype(np.float32) if total > 0 else np.zeros(len(counts), np.float32)
 
 
 def _pattern_counts(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
