@@ -1,7 +1,9 @@
 from pathlib import Path
 
+import faiss
 import numpy as np
 
+from firs.index import ann
 from firs.index.ann import EF_LADDER, TARGET_RECALL, AnnIndex, HnswParams
 from firs.index.shards import iter_rows, read_column, write_shard
 from firs.index.whitening import Whitening, fit_whitening
@@ -81,3 +83,15 @@ def test_feature_shards_round_trip(tmp_path: Path) -> None:
     both = {"fine": features, "fine_colour": colours}
     write_shard(tmp_path / "g" / "part-00000.parquet", ids, ["shot"] * 7, [[]] * 7, both)
     assert np.array_equal(read_column(tmp_path / "g", "fine_colour")[1], colours)
+
+
+def test_a_few_queries_search_on_the_calling_thread_alone() -> None:
+    # faiss shares queries among OpenMP threads; for one query the others only wake and spin,
+    # taking a core from the networks of the next search.
+    before = faiss.omp_get_max_threads()
+    seen = []
+    with ann._threads_for(1):
+        seen.append(faiss.omp_get_max_threads())
+    with ann._threads_for(500):
+        seen.append(faiss.omp_get_max_threads())
+    assert seen == [1, before] and faiss.omp_get_max_threads() == before

@@ -9,7 +9,8 @@ and metadata filters need. Inner product on unit vectors = cosine similarity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -49,6 +50,25 @@ TARGET_RECALL = 0.97
 TUNING_SAMPLE, TUNING_K = 500, 10
 PROBE_NOISE = 2.0
 _EXACT_BLOCK = 16_384  # vectors scored at a time when finding the exact answers
+# A search of at most this many queries runs on the calling thread alone. faiss shares queries
+# among OpenMP threads; with one query the others only wake, find nothing to do and spin, and the
+# spin took a core from the networks of the next search (bench/mode_latency.py, fine: the pose
+# detector 5.4 -> 3.3 ms, the whole search 24.6 -> 22.3 ms).
+_FEW_QUERIES = 4
+
+
+@contextlib.contextmanager
+def _threads_for(queries: int) -> Iterator[None]:
+    """faiss's OpenMP threads for a search of `queries` (the setting is the calling thread's own)."""
+    if queries > _FEW_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def storage_for(compress: str, products: int) -> str:
@@ -151,7 +171,8 @@ class AnnIndex:
         k = min(k, len(self))
         if k == 0:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-        scores, labels = self.index.search(queries, k, params=self._search(k))
+        with _threads_for(len(queries)):
+            scores, labels = self.index.search(queries, k, params=self._search(k))
         return labels.astype(np.int64), scores.astype(np.float32)
 
     def query_excluding(self, queries: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +184,8 @@ class AnnIndex:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         batch = faiss.IDSelectorBatch(len(excluded), faiss.swig_ptr(excluded))
         selector = faiss.IDSelectorNot(batch)
-        scores, labels = self.index.search(queries, k, params=self._search(k, selector))
+        with _threads_for(len(queries)):
+            scores, labels = self.index.search(queries, k, params=self._search(k, selector))
         scores[labels < 0] = -np.inf  # the walk found fewer than k others: those slots sort last
         return labels.astype(np.int64), scores.astype(np.float32)
 
@@ -174,7 +196,8 @@ class AnnIndex:
         if len(allowed) <= EXACT_BELOW:
             return self._exact(queries, k, allowed)
         selector = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
-        scores, labels = self.index.search(queries, k, params=self._search(k, selector))
+        with _threads_for(len(queries)):
+            scores, labels = self.index.search(queries, k, params=self._search(k, selector))
         if (labels < 0).any():  # the graph walk ran out of allowed neighbours: answer exactly
             return self._exact(queries, k, allowed)
         return labels.astype(np.int64), scores.astype(np.float32)
