@@ -33,6 +33,7 @@ from firs.train.features import query_features
 from firs.train.pairs import Pair, read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
 from firs.train.trainer import TrainOptions, info_nce, products_to_queries
+from firs.vision.backbone_tail import EnsembleTail
 from firs.vision.colour_signature import DEFAULT_KIND, size
 from firs.vision.embedder import Embedder
 from firs.vision.localiser import GarmentLocaliser
@@ -215,7 +216,7 @@ def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
     def run(out: Path, epochs: int, resume: bool = False) -> TrainedModel:
-        train_model(_training(paired, out, features, resume, epochs=epochs, tune_blocks=1), embedder)
+        train_model(_training(paired, out, features, resume, epochs=epochs, tune_blocks=1, members=1), embedder)
         return TrainedModel.load(out)
 
     model = run(tmp_path / "model", 4)
@@ -250,6 +251,45 @@ def test_tuning_the_last_block_trains_it_resumes_and_the_index_runs_it(
     assert main(["reindex", str(tmp_path / "index"), "--no-model"]) == 2
     assert main(["reindex", str(tmp_path / "index"), "--whitening-dim", "8"]) == 0
     assert SearchEngine(tmp_path / "index", embedder).manifest["model"]["tuned_blocks"] == 1
+
+
+def test_a_model_of_two_members_trains_them_apart_and_the_index_takes_their_features_side_by_side(
+    paired: Path, features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    report = train_model(_training(paired, tmp_path / "model", features, epochs=3, tune_blocks=1, members=2), embedder)
+    model = TrainedModel.load(tmp_path / "model")
+    assert model.members == 2 and model.dim == 32 and model.query.mean.shape == (2 * 1280,)
+    assert {name.split(".")[0] for name in model.tail or {}} == {"tail", "tail1"}
+    runs = model.info["member_runs"]
+    assert [run["seed"] for run in runs] == [3, 4] and runs[0]["history"] != runs[1]["history"]
+    assert report.validation is not None and set(report.validation) == set(runs[0]["history"][0]) - {"epoch", "loss"}
+    # Each member's tail, pooled and normalised apart, side by side; each block of the heads maps its own.
+    tail = model.backbone_tail(embedder.net)
+    assert isinstance(tail, EnsembleTail) and len(tail.members) == 2
+    pictures = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    both = embedder.forward(pictures, tail, classify=False)[0]
+    for number, member in enumerate(tail.members):
+        alone = embedder.forward(pictures, member, classify=False)[0]
+        assert np.allclose(both[:, number * 1280 : (number + 1) * 1280], alone, atol=1e-5)
+    assert not np.allclose(model.catalogue.projection[:1280, :16], model.catalogue.projection[1280:, 16:])
+    assert not model.catalogue.projection[:1280, 16:].any() and not model.catalogue.projection[1280:, :16].any()
+    build_index(
+        [paired / "catalog.csv"],
+        tmp_path / "index",
+        BuildOptions(progress=False, cache_dir=tmp_path / "cache", model=tmp_path / "model"),
+    )
+    engine = SearchEngine(tmp_path / "index", embedder)
+    assert engine.manifest["model"]["members"] == 2 and isinstance(engine.views["fine"].tail, EnsembleTail)
+    photo = next((paired / "photos").iterdir())
+    assert len(engine.search(Query(image=photo, mode="fine", k=5)).results) == 5
+    # Stopped before the second member's first checkpoint: --resume keeps the first, trains the second.
+    (tmp_path / "model" / "checkpoint" / "member1" / "state.json").unlink()
+    again = train_model(
+        _training(paired, tmp_path / "model", features, True, epochs=3, tune_blocks=1, members=2), embedder
+    )
+    assert json.dumps(again.members[0].history) == json.dumps(report.members[0].history)
+    finished = TrainedModel.load(tmp_path / "model").info["member_runs"][1]["history"]
+    assert json.dumps(finished) == json.dumps(runs[1]["history"])
 
 
 def test_bad_pairs_lines_are_reported_with_file_and_line(paired: Path, tmp_path: Path) -> None:

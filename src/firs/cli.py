@@ -231,6 +231,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="also train the backbone's last N blocks (2, all it has; 0: the heads alone on frozen features)",
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        help="tuned tails trained apart, each with DIM/N dimensions, searched as one (2; 1 with --tune-blocks 0)",
+    )
     _add_catalogue_reading(p)
 
 
@@ -491,7 +496,17 @@ def _run_train(args: argparse.Namespace) -> int:
 
     given = {
         name: getattr(args, name)
-        for name in ("epochs", "dim", "val_fraction", "seed", "device", "learning_rate", "tune_blocks", "margin")
+        for name in (
+            "epochs",
+            "dim",
+            "val_fraction",
+            "seed",
+            "device",
+            "learning_rate",
+            "tune_blocks",
+            "margin",
+            "members",
+        )
         if getattr(args, name) is not None
     }
     options = TrainOptions(**given, shared=args.shared)
@@ -501,9 +516,13 @@ def _run_train(args: argparse.Namespace) -> int:
         or not 0 <= options.val_fraction < 1
         or (args.views is not None and args.views < 1)
         or not 0 <= options.margin < 1
+        or options.members < 1
+        or options.dim % options.member_count
+        or options.dim // options.member_count < 2
     ):
         raise FirsError(
-            "--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1, --views >= 1 and 0 <= --margin < 1, please"
+            "--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1, --views >= 1, 0 <= --margin < 1 and "
+            "--members >= 1 dividing --dim into parts of at least 2, please"
         )
     setup = TrainSetup(
         catalog=args.catalog,
@@ -536,6 +555,13 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"  failed: {origin}: {reason}")
     untrained, best = history[0], history[report.outcome.best_epoch]
     shown = [("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)]
+    if len(report.members) > 1:
+        shown = [("untrained", untrained)]
+        shown += [
+            (f"member {n + 1}, best (epoch {m.best_epoch})", m.history[m.best_epoch])
+            for n, m in enumerate(report.members)
+        ]
+        shown += [("the model (members together)", report.validation)] if report.validation else []
     if not report.val_pairs:
         print("  nothing held out (--val-fraction 0): no validation recall; the last epoch's heads are kept")
         shown = []

@@ -7,7 +7,9 @@ MODEL_DIR/
   head.safetensors    the heads: query_mean, query_projection, catalogue_mean,
                       catalogue_projection (float32), each a linear map then L2; with
                       tuned backbone blocks (model.json `tuned_blocks`), their weights as
-                      tail.* (vision/backbone_tail.py)
+                      tail.* (vision/backbone_tail.py), and with several members (model.json
+                      `members`) the others' as tail1.*, tail2.*, ...: the heads then map
+                      the members' features side by side, block by block
   checkpoint/         the last epoch's state, for --resume
   cache/              frozen-backbone features (recomputed when the data changes)
 """
@@ -24,7 +26,14 @@ from safetensors.numpy import load_file, save_file
 
 from ..errors import FirsError
 from ..files import sha256_file
-from ..vision.backbone_tail import TENSOR_PREFIX, BackboneTail
+from ..vision.backbone_tail import (
+    FEATURE_CHANNELS,
+    BackboneTail,
+    EnsembleTail,
+    Tail,
+    is_tail_tensor,
+    member_prefix,
+)
 from .whitening import Whitening
 
 MODEL_JSON = "model.json"
@@ -45,6 +54,11 @@ class TrainedModel:
     @property
     def tuned_blocks(self) -> int:
         return int(self.info.get("tuned_blocks", 0)) if self.tail else 0
+
+    @property
+    def members(self) -> int:
+        """Tails trained apart whose features the heads take side by side (1: one tail, or none)."""
+        return int(self.info.get("members", 1)) if self.tail else 1
 
     @property
     def dim(self) -> int:
@@ -87,9 +101,12 @@ class TrainedModel:
         missing = [name for name in _TENSORS if name not in tensors]
         if missing:
             raise FirsError(f"{folder / HEAD}: lacks {', '.join(missing)}")
-        tail = {name: value for name, value in tensors.items() if name.startswith(TENSOR_PREFIX)}
+        tail = {name: value for name, value in tensors.items() if is_tail_tensor(name)}
         if bool(tail) != bool(info.get("tuned_blocks")):
             raise FirsError(f"{folder}: model.json's tuned_blocks and the tensors in {HEAD} disagree")
+        inputs = FEATURE_CHANNELS * (int(info.get("members", 1)) if tail else 1)
+        if any(tensors[f"{side}_mean"].shape != (inputs,) for side in ("query", "catalogue")):
+            raise FirsError(f"{folder}: the heads in {HEAD} do not take {inputs} features, as model.json says")
         return cls(
             Whitening(tensors["query_mean"].astype(np.float32), tensors["query_projection"].astype(np.float32)),
             Whitening(tensors["catalogue_mean"].astype(np.float32), tensors["catalogue_projection"].astype(np.float32)),
@@ -97,16 +114,20 @@ class TrainedModel:
             tail or None,
         )
 
-    def backbone_tail(self, net: Any) -> BackboneTail | None:
-        """The tuned tail on `net` (the embedder's network), or None for heads only."""
+    def backbone_tail(self, net: Any) -> Tail | None:
+        """The tuned tail on `net` (the embedder's network), or None for heads only; an
+        EnsembleTail for a model of several members."""
         if not self.tail:
             return None
-        tail = BackboneTail(net, self.tuned_blocks)
-        try:
-            tail.load_tensors(self.tail)
-        except (ValueError, RuntimeError) as exc:
-            raise FirsError(f"model with {self.tuned_blocks} tuned blocks: {exc}") from None
-        return tail
+        members = []
+        for number in range(self.members):
+            member = BackboneTail(net, self.tuned_blocks)
+            try:
+                member.load_tensors(self.tail, member_prefix(number))
+            except (ValueError, RuntimeError) as exc:
+                raise FirsError(f"model with {self.tuned_blocks} tuned blocks, member {number}: {exc}") from None
+            members.append(member)
+        return members[0] if len(members) == 1 else EnsembleTail(members)
 
     @staticmethod
     def digest(folder: Path) -> str:

@@ -113,6 +113,7 @@ def model_section(model: TrainedModel, folder: Path) -> dict[str, object]:
         "dim": model.dim,
         "view": LEARNED_VIEW,
         "tuned_blocks": model.tuned_blocks,
+        "members": model.members,
         "trained_on": model.info.get("trained_on", {}),
         "best_epoch": model.info.get("best_epoch"),
     }

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..errors import ImageError
 from ..tagging.tagger import Tag, classifier_tags
 from ..vision import colour_signature
-from ..vision.backbone_tail import BackboneTail
+from ..vision.backbone_tail import Tail
 from ..vision.embedder import Embedder
 
 
@@ -92,7 +92,7 @@ def embed_images(
     desc: str = "embed images",
     signature_views: tuple[str, ...] = (),
     signature_kind: str = colour_signature.DEFAULT_KIND,
-    tails: dict[str, BackboneTail] | None = None,
+    tails: dict[str, Tail] | None = None,
     bar: tqdm | None = None,
 ) -> EmbedResult:
     """Embed (id, image path) pairs; images that fail to decode are reported, not fatal.

@@ -25,7 +25,7 @@ from ..index.model_dir import TrainedModel
 from ..runtime import limit_blas_threads, release_memory, tune_allocator
 from ..tagging.tagger import colour_tags, region_tag
 from ..vision import colour_signature
-from ..vision.backbone_tail import BackboneTail
+from ..vision.backbone_tail import Tail
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import GarmentLocaliser
@@ -101,7 +101,7 @@ class PartitionReport:
 class WorkerModels:
     embedder: Embedder
     localiser: GarmentLocaliser
-    tail: BackboneTail | None = None
+    tail: Tail | None = None
 
 
 @functools.cache
@@ -117,7 +117,7 @@ def worker_models(job: EmbedJob) -> WorkerModels:
     return WorkerModels(embedder, localiser, _tail(embedder, job.model, job.model_sha256))
 
 
-def _tail(embedder: Embedder, model: str | None, model_sha256: str | None) -> BackboneTail | None:
+def _tail(embedder: Embedder, model: str | None, model_sha256: str | None) -> Tail | None:
     if model is None:
         return None
     if model_sha256 is not None and TrainedModel.digest(Path(model)) != model_sha256:

@@ -24,7 +24,7 @@ from ..index.postings import Postings
 from ..index.whitening import Whitening
 from ..tagging.vocabulary import region_of
 from ..vision import colour_signature
-from ..vision.backbone_tail import BackboneTail
+from ..vision.backbone_tail import Tail
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
 from ..vision.localiser import REGION_CHOICES, WORK_SIDE, GarmentLocaliser
@@ -162,7 +162,7 @@ class _View:
     query: Whitening | None = None  # a trained model's query head
     colour_weight: float = 0.0  # the colour signature's share of the vectors (index/colour_fusion.py)
     signature: str = colour_signature.LEGACY_KIND  # the kind of garment signature beside the embedding
-    tail: BackboneTail | None = None  # a trained model's tuned backbone blocks
+    tail: Tail | None = None  # a trained model's tuned backbone blocks
 
     @property
     def photo_map(self) -> Whitening:
@@ -295,7 +295,7 @@ class SearchEngine:
         self.store.forget_fields()  # metadata keys of added products
         return True
 
-    def _tuned_tail(self) -> BackboneTail | None:
+    def _tuned_tail(self) -> Tail | None:
         """The index's model's tuned backbone blocks, if it has any."""
         if not self.manifest.get("model", {}).get("tuned_blocks"):
             return None

