@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> None:
             if time.perf_counter() - start > args.budget:
                 print(f"budget spent; not run: {config}", flush=True)
                 continue
-            options = replace(TrainOptions(device=device, patience=10_000), **config)
+            options = replace(TrainOptions(device=device, patience=10_000, members=1), **config)
             folder = Path(tempfile.mkdtemp())
             clock = time.perf_counter()
             outcome = train_heads(
