@@ -346,9 +346,10 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
     assert "the last 2 backbone block(s) tuned" in out
-    for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"]):
+    for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"], ["--members", "3"]):
         assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *bad]) == 2
-    assert "0 <= --margin < 1" in capsys.readouterr().err
+    errors = capsys.readouterr().err
+    assert "0 <= --margin < 1, not 1.5" in errors and "--dim (256) split into --members (3) parts" in errors
 
 
 def _worn(garment: Image.Image, person: Image.Image) -> Image.Image:

@@ -510,20 +510,21 @@ def _run_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     options = TrainOptions(**given, shared=args.shared)
-    if (
-        options.epochs < 1
-        or options.dim < 2
-        or not 0 <= options.val_fraction < 1
-        or (args.views is not None and args.views < 1)
-        or not 0 <= options.margin < 1
-        or options.members < 1
-        or options.dim % options.member_count
-        or options.dim // options.member_count < 2
-    ):
-        raise FirsError(
-            "--epochs >= 1, --dim >= 2, 0 <= --val-fraction < 1, --views >= 1, 0 <= --margin < 1 and "
-            "--members >= 1 dividing --dim into parts of at least 2, please"
-        )
+    count = max(1, options.member_count)
+    rules = {
+        f"--epochs >= 1, not {options.epochs}": options.epochs >= 1,
+        f"--dim >= 2, not {options.dim}": options.dim >= 2,
+        f"0 <= --val-fraction < 1, not {options.val_fraction}": 0 <= options.val_fraction < 1,
+        f"--views >= 1, not {args.views}": args.views is None or args.views >= 1,
+        f"0 <= --margin < 1, not {options.margin}": 0 <= options.margin < 1,
+        f"--members >= 1, not {options.members}": options.members >= 1,
+        f"--dim ({options.dim}) split into --members ({count}) parts of at least 2 dimensions": (
+            options.dim % count == 0 and options.dim // count >= 2
+        ),
+    }
+    broken = [rule for rule, holds in rules.items() if not holds]
+    if broken:
+        raise FirsError("; ".join(broken))
     setup = TrainSetup(
         catalog=args.catalog,
         out=args.out,
