@@ -26,14 +26,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..errors import FirsError
 from ..files import sha256_file
-from ..vision.backbone_tail import (
-    FEATURE_CHANNELS,
-    BackboneTail,
-    EnsembleTail,
-    Tail,
-    is_tail_tensor,
-    member_prefix,
-)
+from ..vision.backbone_tail import FEATURE_CHANNELS, Tail, is_tail_tensor, load_tail
 from .whitening import Whitening
 
 MODEL_JSON = "model.json"
@@ -119,15 +112,10 @@ class TrainedModel:
         EnsembleTail for a model of several members."""
         if not self.tail:
             return None
-        members = []
-        for number in range(self.members):
-            member = BackboneTail(net, self.tuned_blocks)
-            try:
-                member.load_tensors(self.tail, member_prefix(number))
-            except (ValueError, RuntimeError) as exc:
-                raise FirsError(f"model with {self.tuned_blocks} tuned blocks, member {number}: {exc}") from None
-            members.append(member)
-        return members[0] if len(members) == 1 else EnsembleTail(members)
+        try:
+            return load_tail(net, self.tuned_blocks, self.tail, self.members)
+        except ValueError as exc:
+            raise FirsError(f"model with {self.tuned_blocks} tuned blocks: {exc}") from None
 
     @staticmethod
     def digest(folder: Path) -> str:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..errors import FirsError
 from ..index.whitening import Whitening, fit_whitening
-from ..vision.backbone_tail import BackboneTail, EnsembleTail, Tail, member_prefix
+from ..vision.backbone_tail import BackboneTail, Tail, load_tail, member_prefix
 
 CHECKPOINT = "checkpoint"
 
@@ -59,7 +59,7 @@ class TrainOptions:
     margin: float = 0.2
     # Tuned tails trained apart (each its own shuffling and view draws, the same split), each with
     # heads of dim / members dimensions, whose features the model takes side by side: the index's
-    # cosine is then the members' mean. Dev set, street fine R@1 / R@20 through exact search: one
+    # cosine is then the members' together. Dev set, street fine R@1 / R@20 through exact search: one
     # 256-d model .450 / .768 (another seed .424 / .785), two 128-d members .459 / .793.
     members: int = 2
 
@@ -402,12 +402,8 @@ def validate_members(
 ) -> dict[str, float]:
     """The validation recall of a model of several members (`combine`) as an index searches with it."""
     device = _device(options.device)
-    tails = []
-    for number in range(members):
-        tail = BackboneTail(embedder.net, options.tune_blocks)
-        tail.load_tensors(outcome.tail or {}, member_prefix(number))
-        tails.append(tail)
-    model = _Model(outcome.catalogue, False, EnsembleTail(tails), embedder.pool).to(device)
+    tail = load_tail(embedder.net, options.tune_blocks, outcome.tail or {}, members)
+    model = _Model(outcome.catalogue, False, tail, embedder.pool).to(device)
     with torch.no_grad():
         model.query_mean.copy_(torch.from_numpy(outcome.query.mean))
         model.query_projection.copy_(torch.from_numpy(outcome.query.projection))

@@ -108,11 +108,18 @@ class EnsembleTail(torch.nn.Module):
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         return torch.cat([member(maps) for member in self.members], dim=1)
 
-    def tensors(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for number, member in enumerate(self.members):
-            out.update(member.tensors(member_prefix(number)))
-        return out
-
 
 Tail = BackboneTail | EnsembleTail
+
+
+def load_tail(net: torch.nn.Module, trained_blocks: int, tensors: dict[str, np.ndarray], members: int = 1) -> Tail:
+    """The tail(s) a model file's tensors describe, on `net`; ValueError when they do not fit."""
+    tails = []
+    for number in range(members):
+        tail = BackboneTail(net, trained_blocks)
+        try:
+            tail.load_tensors(tensors, member_prefix(number))
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"member {number}: {exc}" if members > 1 else str(exc)) from None
+        tails.append(tail)
+    return tails[0] if members == 1 else EnsembleTail(tails)
