@@ -24,6 +24,7 @@ from firs.errors import CatalogError, FirsError, IndexFormatError
 from firs.index import colour_fusion
 from firs.index.directory import read_manifest
 from firs.index.model_dir import HEAD, TrainedModel
+from firs.index.whitening import Whitening
 from firs.pipeline.build import BuildOptions, build_index
 from firs.pipeline.summary import footprint
 from firs.search.engine import Query, SearchEngine
@@ -32,7 +33,7 @@ from firs.train.augment import street_scene, worn_view
 from firs.train.features import query_features
 from firs.train.pairs import Pair, read_pairs
 from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
-from firs.train.trainer import TrainOptions, info_nce, products_to_queries
+from firs.train.trainer import Outcome, TrainOptions, combine, info_nce, products_to_queries
 from firs.vision.backbone_tail import EnsembleTail
 from firs.vision.colour_signature import DEFAULT_KIND, size
 from firs.vision.embedder import Embedder
@@ -292,6 +293,28 @@ def test_a_model_of_two_members_trains_them_apart_and_the_index_takes_their_feat
     assert json.dumps(finished) == json.dumps(runs[1]["history"])
 
 
+def test_members_share_the_dimensions_and_the_heads_take_each_members_own_block() -> None:
+    options = TrainOptions(dim=256, members=3)
+    assert [options.member_dim(m) for m in range(3)] == [86, 85, 85]
+    assert TrainOptions(dim=256, members=3, tune_blocks=0).member_dim(0) == 256  # heads alone: one member
+    rng = np.random.default_rng(0)
+    members = [
+        Outcome(
+            Whitening(rng.standard_normal(1280).astype(np.float32), rng.standard_normal((1280, d)).astype(np.float32)),
+            Whitening(rng.standard_normal(1280).astype(np.float32), rng.standard_normal((1280, d)).astype(np.float32)),
+        )
+        for d in (3, 2, 2)
+    ]
+    joined = combine(members).catalogue
+    assert joined.projection.shape == (3 * 1280, 7) and joined.mean.shape == (3 * 1280,)
+    for number, (column, member) in enumerate(zip((0, 3, 5), members, strict=True)):
+        rows = slice(number * 1280, (number + 1) * 1280)
+        block = joined.projection[rows, column : column + member.catalogue.dim]
+        assert np.array_equal(block, member.catalogue.projection)
+        outside = np.delete(joined.projection[rows], np.s_[column : column + member.catalogue.dim], axis=1)
+        assert not outside.any()
+
+
 def test_bad_pairs_lines_are_reported_with_file_and_line(paired: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.tsv"
     photo = next((paired / "photos").iterdir())
@@ -323,6 +346,18 @@ def test_a_model_of_another_backbone_is_refused(
     with pytest.raises(FirsError, match="disagree"):
         TrainedModel.load(other)
 
+    # Heads of mismatched shapes, or holding NaN, are refused on loading, naming the tensor.
+    model = TrainedModel.load(trained)
+    narrow = Whitening(model.catalogue.mean, model.catalogue.projection[:, :8])
+    TrainedModel(model.query, narrow, model.info).save(other)
+    with pytest.raises(FirsError, match=r"query_projection is 1280x32, not 1280x8"):
+        TrainedModel.load(other)
+    poisoned = model.catalogue.projection.copy()
+    poisoned[3, 5] = np.nan
+    TrainedModel(model.query, Whitening(model.catalogue.mean, poisoned), model.info).save(other)
+    with pytest.raises(FirsError, match="catalogue_projection holds non-finite values"):
+        TrainedModel.load(other)
+
 
 def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
@@ -346,10 +381,10 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
     assert "the last 2 backbone block(s) tuned" in out
-    for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"], ["--members", "3"]):
+    for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"], ["--dim", "8", "--members", "5"]):
         assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *bad]) == 2
     errors = capsys.readouterr().err
-    assert "0 <= --margin < 1, not 1.5" in errors and "--dim (256) split into --members (3) parts" in errors
+    assert "0 <= --margin < 1, not 1.5" in errors and "--dim (8) split into --members (5) parts" in errors
 
 
 def _worn(garment: Image.Image, person: Image.Image) -> Image.Image:

@@ -234,7 +234,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--members",
         type=int,
-        help="tuned tails trained apart, each with DIM/N dimensions, searched as one (2; 1 with --tune-blocks 0)",
+        help="tuned tails trained apart, DIM shared out among them, searched as one (2; 1 with --tune-blocks 0)",
     )
     _add_catalogue_reading(p)
 
@@ -519,7 +519,7 @@ def _run_train(args: argparse.Namespace) -> int:
         f"0 <= --margin < 1, not {options.margin}": 0 <= options.margin < 1,
         f"--members >= 1, not {options.members}": options.members >= 1,
         f"--dim ({options.dim}) split into --members ({count}) parts of at least 2 dimensions": (
-            options.dim % count == 0 and options.dim // count >= 2
+            options.dim // count >= 2
         ),
     }
     broken = [rule for rule, holds in rules.items() if not holds]

@@ -100,6 +100,18 @@ class TrainedModel:
         inputs = FEATURE_CHANNELS * (int(info.get("members", 1)) if tail else 1)
         if any(tensors[f"{side}_mean"].shape != (inputs,) for side in ("query", "catalogue")):
             raise FirsError(f"{folder}: the heads in {HEAD} do not take {inputs} features, as model.json says")
+        dim = tensors["catalogue_projection"].shape[-1]
+        for name in _TENSORS:
+            wanted = (inputs,) if name.endswith("_mean") else (inputs, dim)
+            if tensors[name].shape != wanted or not dim:
+                raise FirsError(
+                    f"{folder / HEAD}: {name} is {'x'.join(map(str, tensors[name].shape))}, "
+                    f"not {'x'.join(map(str, wanted))} (both heads map {inputs} features to one size)"
+                )
+        broken = [name for name, value in tensors.items() if not np.isfinite(value).all()]
+        if broken:
+            verb = "holds" if len(broken) == 1 else "hold"
+            raise FirsError(f"{folder / HEAD}: {', '.join(broken)} {verb} non-finite values (NaN or infinity)")
         return cls(
             Whitening(tensors["query_mean"].astype(np.float32), tensors["query_projection"].astype(np.float32)),
             Whitening(tensors["catalogue_mean"].astype(np.float32), tensors["catalogue_projection"].astype(np.float32)),
