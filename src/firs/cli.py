@@ -554,6 +554,8 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"  ... and {len(report.skipped) - 5} more skipped lines")
     for origin, reason in list(report.failed.items())[:5]:
         print(f"  failed: {origin}: {reason}")
+    if len(report.failed) > 5:
+        print(f"  ... and {len(report.failed) - 5} more failed pairs")
     untrained, best = history[0], history[report.outcome.best_epoch]
     shown = [("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)]
     if len(report.members) > 1:
@@ -564,7 +566,8 @@ def _run_train(args: argparse.Namespace) -> int:
         ]
         shown += [("the model (members together)", report.validation)] if report.validation else []
     if not report.val_pairs:
-        print("  nothing held out (--val-fraction 0): no validation recall; the last epoch's heads are kept")
+        why = "--val-fraction 0" if options.val_fraction == 0 else "the usable pairs are of one product"
+        print(f"  nothing held out ({why}): no validation recall; the last epoch's heads are kept")
         shown = []
     for name, entry in shown:
         print(

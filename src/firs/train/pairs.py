@@ -53,7 +53,8 @@ def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pai
             if product_id not in products:
                 problems.report(str(path), number, f"product {product_id!r} is not in the catalogue")
             elif not query.is_file():
-                problems.report(str(path), number, f"query photo {query} not found")
+                missing = "is not a file" if query.exists() else "not found"
+                problems.report(str(path), number, f"query photo {query} {missing}")
             else:
                 pairs.append(Pair(query, product_id, f"{path}:{number}"))
     if not pairs:
