@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 from firs.cli import main
 from firs.errors import IndexFormatError, QueryError
 from firs.index import directory as layout
-from firs.index.writer_lock import IndexBusy, writer_lock
+from firs.index.writer_lock import IndexBusy, lock_path, writer_lock
 from firs.pipeline.compact import compact
 from firs.pipeline.live_update import AddOptions, AddReport, add_products, remove_products
 from firs.pipeline.reindex import ReindexOptions, reindex
@@ -140,6 +143,22 @@ def test_one_writer_at_a_time_and_a_live_index_is_compacted_before_reindex(
     assert main(["remove", first, "--index", str(index)]) == 0
     with pytest.raises(IndexFormatError, match="firs compact"):
         reindex(index, ReindexOptions())
+
+
+def test_a_lock_whose_holder_died_is_waited_for_and_a_living_holder_refused_at_once(tmp_path: Path) -> None:
+    """kill -9 of a writer: its process is reaped a moment before the kernel drops its flock."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "index"
+    held = os.open(lock_path(target), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    os.pwrite(held, f"pid {os.getpid()}: firs build (alive)\n".encode(), 0)
+    with pytest.raises(IndexBusy, match="firs build \\(alive\\)"), writer_lock(target, "second"):
+        pass
+    os.pwrite(held, f"pid {dead.pid}: firs build (killed)\n".encode(), 0)
+    threading.Timer(0.3, os.close, [held]).start()  # the kernel letting go of the dead holder's lock
+    with writer_lock(target, "second"):
+        assert lock_path(target).read_text().startswith(f"pid {os.getpid()}: second")
 
 
 def test_the_cli_adds_and_removes(

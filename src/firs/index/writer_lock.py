@@ -12,12 +12,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import FirsError
+
+# A holder killed with -9 is reaped a moment before the kernel drops its flock (seen: a writer
+# started right after `wait()` was refused); a dead holder's lock is waited for this long.
+DEAD_HOLDER_GRACE_S = 5.0
 
 
 class IndexBusy(FirsError):
@@ -35,6 +41,7 @@ def writer_lock(target: Path, what: str) -> Iterator[None]:
     file is removed on release (nothing is left beside the index but after a kill -9)."""
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + DEAD_HOLDER_GRACE_S
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -42,6 +49,9 @@ def writer_lock(target: Path, what: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
+            if not _alive(holder) and time.monotonic() < deadline:
+                time.sleep(0.02)  # its holder is dead: the kernel is about to drop the lock
+                continue
             raise IndexBusy(
                 f"{target}: another writer is changing this index ({holder}); "
                 "wait for it to finish (one writer at a time), then run this again"
@@ -61,6 +71,20 @@ def writer_lock(target: Path, what: str) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.close(fd)  # releases the lock
+
+
+def _alive(holder: str) -> bool:
+    """Whether the process a lock's note names still runs (True when the note names none)."""
+    match = re.match(r"pid (\d+):", holder)
+    if not match:
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
 
 
 def command_line() -> str:
