@@ -100,10 +100,13 @@ class TrainedModel:
         inputs = FEATURE_CHANNELS * (int(info.get("members", 1)) if tail else 1)
         if any(tensors[f"{side}_mean"].shape != (inputs,) for side in ("query", "catalogue")):
             raise FirsError(f"{folder}: the heads in {HEAD} do not take {inputs} features, as model.json says")
-        dim = tensors["catalogue_projection"].shape[-1]
+        shape = tensors["catalogue_projection"].shape
+        dim = shape[1] if len(shape) == 2 else 0
+        if not dim:
+            raise FirsError(f"{folder / HEAD}: catalogue_projection is {shape}, not features x dimensions")
         for name in _TENSORS:
             wanted = (inputs,) if name.endswith("_mean") else (inputs, dim)
-            if tensors[name].shape != wanted or not dim:
+            if tensors[name].shape != wanted:
                 raise FirsError(
                     f"{folder / HEAD}: {name} is {'x'.join(map(str, tensors[name].shape))}, "
                     f"not {'x'.join(map(str, wanted))} (both heads map {inputs} features to one size)"

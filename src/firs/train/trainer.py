@@ -58,7 +58,7 @@ class TrainOptions:
     # clean / street: 0 .387 / .155, 0.1 .409 / .159, 0.2 .417 / .167, 0.3 .417 / .160.
     margin: float = 0.2
     # Tuned tails trained apart (each its own shuffling and view draws, the same split), each with
-    # heads of dim / members dimensions, whose features the model takes side by side: the index's
+    # heads of its share of dim (member_dim), whose features the model takes side by side: the index's
     # cosine is then the members' together. Dev set, street fine R@1 / R@20 through exact search: one
     # 256-d model .450 / .768 (another seed .424 / .785), two 128-d members .459 / .793; three
     # members (86 + 85 + 85) through the index .456 / .793 against two's .460 / .794.
