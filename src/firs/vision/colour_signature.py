@@ -152,9 +152,16 @@ def _lbp_cells() -> np.ndarray:
 
 @functools.cache
 def _lab_lut() -> np.ndarray:
-    """Lab cell of each RGB colour quantised to _LUT_BITS a channel (the level's middle), sRGB/D65."""
+    """Lab cell of each RGB colour quantised to _LUT_BITS a channel (the level's middle), sRGB/D65.
+    Made one red level at a time: all 2 M colours at once took ~340 MB of float64 temporaries,
+    which the tuned allocator (runtime.tune_allocator) then kept resident in every process."""
     levels = (np.arange(1 << _LUT_BITS, dtype=np.float64) + 0.5) / (1 << _LUT_BITS)
-    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    green_blue = np.stack(np.meshgrid(levels, levels, indexing="ij"), axis=-1).reshape(-1, 2)
+    return np.concatenate([_lab_cells(np.column_stack([np.full(len(green_blue), red), green_blue])) for red in levels])
+
+
+def _lab_cells(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB in [0, 1] -> each colour's Lab cell."""
     linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     to_xyz = np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
     xyz = linear @ to_xyz / np.array([0.9505, 1.0, 1.089])
