@@ -104,12 +104,11 @@ class TrainedModel:
         dim = shape[1] if len(shape) == 2 else 0
         if not dim:
             raise FirsError(f"{folder / HEAD}: catalogue_projection is {shape}, not features x dimensions")
-        for name in _TENSORS:
-            wanted = (inputs,) if name.endswith("_mean") else (inputs, dim)
-            if tensors[name].shape != wanted:
+        for name in ("query_projection", "catalogue_projection"):  # the means were checked above
+            if tensors[name].shape != (inputs, dim):
                 raise FirsError(
                     f"{folder / HEAD}: {name} is {'x'.join(map(str, tensors[name].shape))}, "
-                    f"not {'x'.join(map(str, wanted))} (both heads map {inputs} features to one size)"
+                    f"not {inputs}x{dim} (both heads map {inputs} features to one size)"
                 )
         broken = [name for name, value in tensors.items() if not np.isfinite(value).all()]
         if broken:

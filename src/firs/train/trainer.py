@@ -255,7 +255,7 @@ def train_heads(
     gives the network's tail and pooling). `val_rows` are the held-out queries. A checkpoint
     lands in `folder` after every epoch; `on_best(outcome)` is called whenever validation
     improves (the caller saves the model). `member`: which of `options.member_count` members
-    (its own seed, dim / members dimensions and checkpoint)."""
+    (its own seed, share of dim and checkpoint)."""
     seed = options.member_seed(member)
     torch.manual_seed(seed)
     device = _device(options.device)
