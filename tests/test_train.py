@@ -18,6 +18,7 @@ from PIL import Image
 from skimage import data
 
 from firs.catalog.problems import ProblemLog
+from firs.catalog.product import Product
 from firs.cli import main
 from firs.demo.garments import catalogue_specs, cluttered_scene, draw_garment
 from firs.errors import CatalogError, FirsError, IndexFormatError
@@ -32,7 +33,7 @@ from firs.train import features as features_module
 from firs.train.augment import street_scene, worn_view
 from firs.train.features import query_features
 from firs.train.pairs import Pair, read_pairs
-from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model
+from firs.train.run import PHOTO_VIEWS, SYNTHETIC_VIEWS, TrainSetup, train_model, unpaired_products
 from firs.train.trainer import Outcome, TrainOptions, combine, info_nce, products_to_queries
 from firs.vision.backbone_tail import EnsembleTail
 from firs.vision.colour_signature import DEFAULT_KIND, size
@@ -434,6 +435,37 @@ def test_without_pairs_the_catalogue_s_worn_pictures_are_the_queries(
     assert len(not_worn) == 2 and all(origin.endswith("picture 2") for origin in not_worn)
 
 
+def test_products_no_pair_shows_train_on_made_up_pairs_and_never_validate(
+    paired: Path, features: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    rows = (paired / "pairs.tsv").read_text().splitlines()
+    kept = [r for r in rows[1:] if not r.split("\t")[1].startswith("dress")]  # the dresses have no pair now
+    (tmp_path / "pairs.tsv").write_text("\n".join([rows[0], *(str(paired / r) for r in kept)]) + "\n")
+    dresses = {r.split("\t")[1] for r in rows[1:]} - {r.split("\t")[1] for r in kept}
+    setup = _training(paired, tmp_path / "model", features, epochs=1)
+    setup.pairs = tmp_path / "pairs.tsv"
+    report = train_model(setup, embedder)
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert report.made_up == info["trained_on"]["made_up_pairs"] == len(dresses) > 0
+    assert info["trained_on"]["pairs_used"] == len(kept)
+    assert report.train_pairs + report.val_pairs == len(kept)  # the made-up pairs count apart
+    assert not dresses & set(info["trained_on"]["held_out_products"])  # validated on real pairs only
+    setup = _training(paired, tmp_path / "alone", features, epochs=1)
+    setup.pairs, setup.made_up_pairs = tmp_path / "pairs.tsv", False
+    assert train_model(setup, embedder).made_up == 0
+
+
+def test_made_up_pairs_are_at_most_a_seeded_draw_of_the_limit() -> None:
+    products = [Product(id=f"p{n}", title="", image=f"p{n}.png") for n in range(10)]
+    usable = {p.id: n for n, p in enumerate(products) if p.id != "p3"}  # p3's picture failed
+    spare = unpaired_products(products, {"p0", "p1"}, usable, 4, seed=5)
+    assert len(spare) == 4 and not {"p0", "p1", "p3"} & {p.id for p in spare}
+    assert spare == unpaired_products(products, {"p0", "p1"}, usable, 4, seed=5)
+    assert [p.id for p in unpaired_products(products, {"p0"}, usable, 99, seed=5)] == [
+        f"p{n}" for n in (1, 2, 4, 5, 6, 7, 8, 9)
+    ]
+
+
 def test_a_catalogue_without_worn_pictures_trains_on_synthetic_street_versions(
     paired: Path, features: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -513,6 +545,11 @@ def test_street_scene_views_are_the_person_found_again_in_a_scene(
     assert plain.shape == scened.shape == (3, 2, 1280)
     assert np.array_equal(plain[:, 0], scened[:, 0])  # the clean cut-out is the same either way
     assert not np.array_equal(plain[:, 1], scened[:, 1])
+    # The same photos under other names: their augmentations are drawn for the names, so the cache
+    # of the first names is not theirs (it used to be read back and fail on the names).
+    renamed = [Pair(p.query, p.product_id, f"{p.origin} again") for p in pairs]
+    again = query_features(renamed, categories, embedder, localiser, tmp_path / "cache-False", [], 2, progress=False)
+    assert [p.origin for p in again.pairs] == [p.origin for p in renamed] and len(altered) == 6
 
 
 def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:

@@ -222,6 +222,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="a photo's street versions: its person put into a street scene and cut out again "
         "(default), or with --no-street-scenes its cut-out altered",
     )
+    p.add_argument(
+        "--made-up-pairs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train on made-up street versions of the catalogue products no pair shows, at most as "
+        "many as the real pairs (default); --no-made-up-pairs: the real pairs alone",
+    )
     p.add_argument("--shared", action="store_true", help="one map for photos and products (default: one each)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR", help="frozen features (default MODEL_DIR/cache)")
     p.add_argument("--learning-rate", type=float, help="AdamW step size (0.003)")
@@ -536,6 +543,7 @@ def _run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         scenes=args.street_scenes,
+        made_up_pairs=args.made_up_pairs,
     )
     if args.cache_dir:
         setup.cache_dir = args.cache_dir
@@ -548,6 +556,8 @@ def _run_train(args: argparse.Namespace) -> int:
         f"  pairs ({report.source}) {report.pairs}: train {report.train_pairs}, held out {report.val_pairs} "
         f"({report.val_products} products); catalogue {report.catalogue} products"
     )
+    if report.made_up:
+        print(f"  made-up pairs of products no pair shows: {report.made_up}, trained beside them")
     for line in report.skipped[:5]:
         print(f"  skipped: {line}")
     if len(report.skipped) > 5:

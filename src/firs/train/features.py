@@ -199,6 +199,8 @@ def query_features(
     target = cache / f"queries-{key}.npz"
     stored = _cached(target)
     by_origin = {p.origin: p for p in pairs}
+    if stored is not None and not {str(o) for o in [*stored["origins"], *stored["failed"]]} <= by_origin.keys():
+        stored = None  # the same photos under other names: their augmentations were drawn for those names
     if stored is not None:
         kept = [by_origin[str(o)] for o in stored["origins"]]
         failed = dict(zip((str(o) for o in stored["failed"]), (str(r) for r in stored["reasons"]), strict=True))
