@@ -442,7 +442,7 @@ def test_products_no_pair_shows_train_on_made_up_pairs_and_never_validate(
     kept = [r for r in rows[1:] if not r.split("\t")[1].startswith("dress")]  # the dresses have no pair now
     (tmp_path / "pairs.tsv").write_text("\n".join([rows[0], *(str(paired / r) for r in kept)]) + "\n")
     dresses = {r.split("\t")[1] for r in rows[1:]} - {r.split("\t")[1] for r in kept}
-    setup = _training(paired, tmp_path / "model", features, epochs=1)
+    setup = _training(paired, tmp_path / "model", features, epochs=1, tune_blocks=2)  # the default: trunk maps
     setup.pairs = tmp_path / "pairs.tsv"
     report = train_model(setup, embedder)
     info = json.loads((tmp_path / "model" / "model.json").read_text())
