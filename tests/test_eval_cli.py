@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,17 @@ def test_errors_exit_nonzero_with_a_message(
     assert main(["build", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "i")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "i").exists()
+
+
+def test_output_cut_short_by_its_reader_ends_quietly() -> None:
+    """`firs ... | head -1`: the reader goes away; no "internal error", the exit status a shell gives SIGPIPE."""
+    script = (
+        "import sys; from firs import cli\n"
+        "cli.COMMANDS['demo'] = lambda args: [print('line', n) for n in range(200_000)] and 0\n"
+        "sys.exit(cli.main(['demo']))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().startswith(b"line 0")
+    process.stdout.close()
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 141 and b"error" not in errors, errors

@@ -442,11 +442,17 @@ def test_products_no_pair_shows_train_on_made_up_pairs_and_never_validate(
     kept = [r for r in rows[1:] if not r.split("\t")[1].startswith("dress")]  # the dresses have no pair now
     (tmp_path / "pairs.tsv").write_text("\n".join([rows[0], *(str(paired / r) for r in kept)]) + "\n")
     dresses = {r.split("\t")[1] for r in rows[1:]} - {r.split("\t")[1] for r in kept}
+    broken = sorted(dresses)[0]  # its picture is no picture: it cannot be made up either
+    (tmp_path / "broken.png").write_text("not a picture")
+    lines = (paired / "catalog.csv").read_text().splitlines()
+    lines = [f"{broken},{tmp_path / 'broken.png'},dress" if line.startswith(f"{broken},") else line for line in lines]
+    (tmp_path / "catalog.csv").write_text("\n".join(lines).replace(",img/", f",{paired}/img/") + "\n")
     setup = _training(paired, tmp_path / "model", features, epochs=1, tune_blocks=2)  # the default: trunk maps
-    setup.pairs = tmp_path / "pairs.tsv"
+    setup.pairs, setup.catalog, setup.image_roots = tmp_path / "pairs.tsv", [tmp_path / "catalog.csv"], [paired]
     report = train_model(setup, embedder)
     info = json.loads((tmp_path / "model" / "model.json").read_text())
-    assert report.made_up == info["trained_on"]["made_up_pairs"] == len(dresses) > 0
+    assert report.made_up == info["trained_on"]["made_up_pairs"] == len(dresses) - 1 > 0
+    assert list(report.catalogue_failed) == [broken]
     assert info["trained_on"]["pairs_used"] == len(kept)
     assert report.train_pairs + report.val_pairs == len(kept)  # the made-up pairs count apart
     assert not dresses & set(info["trained_on"]["held_out_products"])  # validated on real pairs only

@@ -566,6 +566,10 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"  failed: {origin}: {reason}")
     if len(report.failed) > 5:
         print(f"  ... and {len(report.failed) - 5} more failed pairs")
+    for product_id, reason in list(report.catalogue_failed.items())[:5]:
+        print(f"  catalogue product {product_id} not used: {reason}")
+    if len(report.catalogue_failed) > 5:
+        print(f"  ... and {len(report.catalogue_failed) - 5} more catalogue products not used")
     untrained, best = history[0], history[report.outcome.best_epoch]
     shown = [("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)]
     if len(report.members) > 1:
@@ -722,6 +726,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"firs {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read the output stopped (`firs ... | head`): no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 141  # as a shell reports a command ended by SIGPIPE
     except Exception as exc:  # a bug, not the user's input: one line, the trace on request
         if os.environ.get("FIRS_DEBUG"):
             raise

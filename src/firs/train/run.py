@@ -79,6 +79,7 @@ class TrainReport:
     val_pairs: int
     val_products: int
     catalogue: int
+    catalogue_failed: dict[str, str]  # product id -> why its picture gave no fine view
     outcome: Outcome  # the model's; with several members, the first member's history
     seconds: dict[str, float]
     members: list[Outcome] = field(default_factory=list)  # each member's own run
@@ -263,6 +264,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
         val_pairs=len(val_rows),
         val_products=len(held_out),
         catalogue=len(catalogue.ids),
+        catalogue_failed=catalogue.failures,
         outcome=outcome,
         seconds=seconds,
         members=members,
