@@ -1,7 +1,8 @@
 """`firs train`: catalogue and pairs in, a model folder out.
 
 Read the catalogue (any format `firs build` reads) and the pairs — given (PAIRS.tsv), or
-mined from the catalogue's own pictures, or synthetic (train/mining.py); compute the frozen
+mined from the catalogue's own pictures, or synthetic (train/mining.py), and beside real pairs
+synthetic ones of the products they do not show (TrainSetup.made_up_pairs); compute the frozen
 features once (cached in MODEL_DIR/cache); hold out a share of the products; train the heads
 with early stopping, a checkpoint each epoch and the best heads saved as they come — one member
 after the other when the model has several (TrainOptions.members), saved as one model.
@@ -153,10 +154,11 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     if not queries.pairs:
         raise FirsError("no pair has a usable query photo and product image")
     held_out = split_by_product([p.product_id for p in queries.pairs], setup.options.val_fraction, setup.options.seed)
-    made_up = 0
-    paired = {p.product_id for p in queries.pairs}
-    spare = unpaired_products(products, paired, row_of, len(queries.pairs), setup.options.seed)
-    if setup.made_up_pairs and source != "synthetic" and spare:
+    made_up, spare = 0, []
+    if setup.made_up_pairs and source != "synthetic":
+        paired = {p.product_id for p in queries.pairs}
+        spare = unpaired_products(products, paired, row_of, len(queries.pairs), setup.options.seed)
+    if spare:
         extra = features_of(synthetic_pairs(spare, paths), views)
         made_up = len(extra.pairs)
         queries = QueryFeatures(
