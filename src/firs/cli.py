@@ -497,6 +497,14 @@ def _run_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_first(lines: list[str], more: str, shown: int = 5) -> None:
+    """The first `shown` lines, indented, then how many `more` there are."""
+    for line in lines[:shown]:
+        print(f"  {line}")
+    if len(lines) > shown:
+        print(f"  ... and {len(lines) - shown} more {more}")
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .train.run import TrainSetup, train_model
     from .train.trainer import TrainOptions
@@ -558,18 +566,12 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     if report.made_up:
         print(f"  made-up pairs of products no pair shows: {report.made_up}, trained beside them")
-    for line in report.skipped[:5]:
-        print(f"  skipped: {line}")
-    if len(report.skipped) > 5:
-        print(f"  ... and {len(report.skipped) - 5} more skipped lines")
-    for origin, reason in list(report.failed.items())[:5]:
-        print(f"  failed: {origin}: {reason}")
-    if len(report.failed) > 5:
-        print(f"  ... and {len(report.failed) - 5} more failed pairs")
-    for product_id, reason in list(report.catalogue_failed.items())[:5]:
-        print(f"  catalogue product {product_id} not used: {reason}")
-    if len(report.catalogue_failed) > 5:
-        print(f"  ... and {len(report.catalogue_failed) - 5} more catalogue products not used")
+    _print_first([f"skipped: {line}" for line in report.skipped], "skipped lines")
+    _print_first([f"failed: {origin}: {reason}" for origin, reason in report.failed.items()], "failed pairs")
+    _print_first(
+        [f"catalogue product {pid} not used: {reason}" for pid, reason in report.catalogue_failed.items()],
+        "catalogue products not used",
+    )
     untrained, best = history[0], history[report.outcome.best_epoch]
     shown = [("untrained", untrained), (f"best (epoch {report.outcome.best_epoch})", best)]
     if len(report.members) > 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ class TrainReport:
 
 
 def unpaired_products(
-    products: list[Product], paired: set[str], usable: dict[str, int], limit: int, seed: int
+    products: list[Product], paired: set[str], usable: Container[str], limit: int, seed: int
 ) -> list[Product]:
     """The products whose fine view worked (`usable`) and that no pair shows: at most `limit`, a
     seeded draw."""
