@@ -453,6 +453,9 @@ def test_products_no_pair_shows_train_on_made_up_pairs_and_never_validate(
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert report.made_up == info["trained_on"]["made_up_pairs"] == len(dresses) - 1 > 0
     assert list(report.catalogue_failed) == [broken]
+    rerun = _training(paired, tmp_path / "again", features, epochs=1, tune_blocks=2)  # its features now cached
+    rerun.pairs, rerun.catalog, rerun.image_roots = setup.pairs, setup.catalog, setup.image_roots
+    assert list(train_model(rerun, embedder).catalogue_failed) == [broken]  # a cache keeps the failures
     assert info["trained_on"]["pairs_used"] == len(kept)
     assert report.train_pairs + report.val_pairs == len(kept)  # the made-up pairs count apart
     assert not dresses & set(info["trained_on"]["held_out_products"])  # validated on real pairs only

@@ -139,14 +139,21 @@ def catalogue_features(
     )
     target = cache / f"catalogue-{key}.npz"
     stored = _cached(target)
-    if stored is not None:
+    if stored is not None and "failed" in stored:  # caches made before they kept the failures: made again
         ids = [str(x) for x in stored["ids"]]
+        failures.update(zip((str(o) for o in stored["failed"]), (str(r) for r in stored["reasons"]), strict=True))
         return CatalogueFeatures(ids, _loaded(stored["features"], maps), failures), paths
     load = catalogue_loader(embedder, localiser, {p.id: p.categories for p in products}, fine_only=True)
     embedded = embed_images(list(paths.items()), network, load, progress=progress, desc="catalogue features")
     failures.update(embedded.failures)
     features = embedded.features.get("fine", np.zeros((0, 1280), np.float32))
-    _store(target, ids=np.array(embedded.ids), features=features.astype(np.float16))
+    _store(
+        target,
+        ids=np.array(embedded.ids),
+        features=features.astype(np.float16),
+        failed=np.array(list(embedded.failures), dtype=str),
+        reasons=np.array(list(embedded.failures.values()), dtype=str),
+    )
     return CatalogueFeatures(embedded.ids, _loaded(features, maps), failures), paths
 
 
