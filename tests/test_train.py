@@ -319,13 +319,16 @@ def test_members_share_the_dimensions_and_the_heads_take_each_members_own_block(
 def test_bad_pairs_lines_are_reported_with_file_and_line(paired: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.tsv"
     photo = next((paired / "photos").iterdir())
+    again = photo.parent / ".." / photo.parent.name / photo.name  # the same photo, written otherwise
     lines = [f"{photo}\tnot-a-product", "just one field", f"{photo}\tdress-black-solid", f"{paired}\tdress-black-solid"]
+    lines.append(f"{again}\tdress-black-solid")
     pairs.write_text("query\tproduct_id\n" + "\n".join(lines) + "\n")
     problems = ProblemLog()
     found = read_pairs(pairs, {"dress-black-solid"}, problems)
-    assert len(found) == 1 and [p.line for p in problems.problems] == [2, 3, 5]
+    assert len(found) == 1 and [p.line for p in problems.problems] == [2, 3, 5, 6]
     assert "not in the catalogue" in problems.problems[0].reason
     assert problems.problems[2].reason.endswith("is not a file")  # a folder named as the photo
+    assert "the same pair as line 4" in problems.problems[3].reason
     with pytest.raises(FirsError, match=r"bad.tsv:1: header"):
         (tmp_path / "bad.tsv").write_text("photo,product\n")
         read_pairs(tmp_path / "bad.tsv", set(), ProblemLog())

@@ -2,7 +2,8 @@
 
 PAIRS.tsv has `firs eval`'s format: a header `query<TAB>product_id`, then one pair a line,
 query paths relative to the file. Bad lines (wrong field count, a missing photo, a product
-the catalogue lacks) are reported with file:line and skipped; `--strict` stops at the first.
+the catalogue lacks, a pair given twice) are reported with file:line and skipped; `--strict`
+stops at the first.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pai
         if [field.strip() for field in header] != HEADER:
             raise FirsError(f"{path}:1: header must be 'query<TAB>product_id', found {header!r}")
         pairs: list[Pair] = []
+        first_line: dict[tuple[Path, str], int] = {}  # a pair given twice would weigh twice
         for number, line in enumerate(handle, start=2):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -55,7 +57,11 @@ def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pai
             elif not query.is_file():
                 missing = "is not a file" if query.exists() else "not found"
                 problems.report(str(path), number, f"query photo {query} {missing}")
+            elif (query.resolve(), product_id) in first_line:
+                first = first_line[query.resolve(), product_id]
+                problems.report(str(path), number, f"the same pair as line {first} ({fields[0]}, {product_id})")
             else:
+                first_line[query.resolve(), product_id] = number
                 pairs.append(Pair(query, product_id, f"{path}:{number}"))
     if not pairs:
         raise FirsError(f"{path}: no usable pairs ({len(problems.problems)} bad lines)")
