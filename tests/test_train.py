@@ -393,6 +393,22 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     assert "0 <= --margin < 1, not 1.5" in errors and "--dim (8) split into --members (5) parts" in errors
 
 
+def test_training_into_a_file_or_a_folder_of_other_things_is_refused_before_any_work(
+    paired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    others = tmp_path / "holiday"
+    others.mkdir()
+    (others / "photo.jpg").write_bytes(b"mine too")
+    for out in (a_file, others):
+        args = ["train", "--queries", str(paired / "pairs.tsv"), "--catalog", str(paired / "catalog.csv")]
+        assert main([*args, "--out", str(out), "--quiet"]) == 2
+    errors = capsys.readouterr().err
+    assert "notes.txt: exists and is not a folder" in errors and "holiday: a folder of other things" in errors
+    assert a_file.read_text() == "mine" and sorted(p.name for p in others.iterdir()) == ["photo.jpg"]
+
+
 def _worn(garment: Image.Image, person: Image.Image) -> Image.Image:
     """The garment pasted over the astronaut's suit: a person wearing it, as far as the localiser sees."""
     picture = person.copy()

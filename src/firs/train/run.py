@@ -26,14 +26,14 @@ from ..catalog.problems import ProblemLog
 from ..catalog.product import Product
 from ..catalog.sources import read_catalog
 from ..errors import FirsError
-from ..index.model_dir import TrainedModel
+from ..index.model_dir import HEAD, MODEL_JSON, TrainedModel
 from ..vision.backbone_tail import tail_blocks
 from ..vision.embedder import Embedder
 from ..vision.localiser import GarmentLocaliser
 from .features import QueryFeatures, catalogue_features, fingerprint, query_features
 from .mining import picture_pairs, synthetic_pairs
 from .pairs import Pair, read_pairs
-from .trainer import Outcome, TrainOptions, combine, split_by_product, train_heads, validate_members
+from .trainer import CHECKPOINT, Outcome, TrainOptions, combine, split_by_product, train_heads, validate_members
 
 # Views per query. A photo's: its clean cut-out and street versions of it. On the dev pairs (two
 # tuned blocks, margin 0.2, CPU), street fine R@1 / R@20 with street scenes: clean + 2 .431 / .763,
@@ -41,6 +41,7 @@ from .trainer import Outcome, TrainOptions, combine, split_by_product, train_hea
 # "Street scenes"). A made-up pair has no clean view: each view is another synthetic street
 # version of the product shot, and four is what it was measured with.
 PHOTO_VIEWS, SYNTHETIC_VIEWS = 3, 4
+FEATURE_CACHE = "cache"  # inside MODEL_DIR unless --feature-cache names another folder
 
 
 @dataclass
@@ -100,8 +101,19 @@ def unpaired_products(
     return [p for n, p in enumerate(spare) if n in chosen]
 
 
+def check_out_folder(out: Path) -> None:
+    """Before any work: MODEL_DIR must be new, empty or a model folder (one a run, maybe an
+    interrupted one, left); training into a file or a folder of other things is refused."""
+    if out.exists() and not out.is_dir():
+        raise FirsError(f"--out {out}: exists and is not a folder")
+    ours = (MODEL_JSON, HEAD, CHECKPOINT, FEATURE_CACHE)
+    if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in ours):
+        raise FirsError(f"--out {out}: a folder of other things, not a FIRS model (no {MODEL_JSON}); give a new folder")
+
+
 def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainReport:
     clock, seconds = time.perf_counter(), {}
+    check_out_folder(setup.out)
     products, problems = read_catalog(setup.catalog, strict=setup.strict, image_roots=setup.image_roots)
     if not products:
         raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
@@ -111,7 +123,7 @@ def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainRep
     if not 0 <= setup.options.tune_blocks <= most:  # before the long feature stage
         raise FirsError(f"--tune-blocks: 0 to {most}, not {setup.options.tune_blocks}")
     localiser = GarmentLocaliser()
-    cache = setup.feature_cache or setup.out / "cache"
+    cache = setup.feature_cache or setup.out / FEATURE_CACHE
     maps = setup.options.tune_blocks > 0  # a tuned tail trains on the trunk's maps, else on pooled features
     catalogue, paths = catalogue_features(
         products, embedder, localiser, cache, setup.cache_dir, setup.fetch, setup.progress, maps
