@@ -401,11 +401,13 @@ def test_training_into_a_file_or_a_folder_of_other_things_is_refused_before_any_
     others = tmp_path / "holiday"
     others.mkdir()
     (others / "photo.jpg").write_bytes(b"mine too")
+    args = ["train", "--queries", str(paired / "pairs.tsv"), "--catalog", str(paired / "catalog.csv")]
     for out in (a_file, others):
-        args = ["train", "--queries", str(paired / "pairs.tsv"), "--catalog", str(paired / "catalog.csv")]
         assert main([*args, "--out", str(out), "--quiet"]) == 2
+    assert main([*args, "--out", str(tmp_path / "m"), "--feature-cache", str(a_file), "--quiet"]) == 2
     errors = capsys.readouterr().err
     assert "notes.txt: exists and is not a folder" in errors and "holiday: a folder of other things" in errors
+    assert f"--feature-cache {a_file}: exists and is not a folder" in errors
     assert a_file.read_text() == "mine" and sorted(p.name for p in others.iterdir()) == ["photo.jpg"]
 
 

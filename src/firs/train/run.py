@@ -101,11 +101,14 @@ def unpaired_products(
     return [p for n, p in enumerate(spare) if n in chosen]
 
 
-def check_out_folder(out: Path) -> None:
+def check_folders(setup: TrainSetup) -> None:
     """Before any work: MODEL_DIR must be new, empty or a model folder (one a run, maybe an
-    interrupted one, left); training into a file or a folder of other things is refused."""
-    if out.exists() and not out.is_dir():
-        raise FirsError(f"--out {out}: exists and is not a folder")
+    interrupted one, left), and a feature cache a folder; a file, or a folder of other things
+    as MODEL_DIR, is refused."""
+    out = setup.out
+    for option, folder in (("--out", out), ("--feature-cache", setup.feature_cache)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise FirsError(f"{option} {folder}: exists and is not a folder")
     ours = (MODEL_JSON, HEAD, CHECKPOINT, FEATURE_CACHE)
     if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in ours):
         raise FirsError(f"--out {out}: a folder of other things, not a FIRS model (no {MODEL_JSON}); give a new folder")
@@ -113,7 +116,7 @@ def check_out_folder(out: Path) -> None:
 
 def train_model(setup: TrainSetup, embedder: Embedder | None = None) -> TrainReport:
     clock, seconds = time.perf_counter(), {}
-    check_out_folder(setup.out)
+    check_folders(setup)
     products, problems = read_catalog(setup.catalog, strict=setup.strict, image_roots=setup.image_roots)
     if not products:
         raise FirsError(f"no products could be read from {', '.join(map(str, setup.catalog))}")
