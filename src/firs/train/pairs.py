@@ -57,11 +57,11 @@ def read_pairs(path: Path, products: set[str], problems: ProblemLog) -> list[Pai
             elif not query.is_file():
                 missing = "is not a file" if query.exists() else "not found"
                 problems.report(str(path), number, f"query photo {query} {missing}")
-            elif (query.resolve(), product_id) in first_line:
-                first = first_line[query.resolve(), product_id]
-                problems.report(str(path), number, f"the same pair as line {first} ({fields[0]}, {product_id})")
+            elif (key := (query.resolve(), product_id)) in first_line:
+                same = f"the same pair as line {first_line[key]} ({fields[0]}, {product_id})"
+                problems.report(str(path), number, same)
             else:
-                first_line[query.resolve(), product_id] = number
+                first_line[key] = number
                 pairs.append(Pair(query, product_id, f"{path}:{number}"))
     if not pairs:
         raise FirsError(f"{path}: no usable pairs ({len(problems.problems)} bad lines)")
