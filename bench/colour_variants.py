@@ -16,6 +16,8 @@ over the whole gallery:
 The held-out queries are split in two halves by product id: choose a setting on half A, and
 half B tells whether the choice holds on queries it was not chosen on.
     python bench/colour_variants.py --run bench/out/dev-s2
+    python bench/colour_variants.py --run bench/out/dev-x2 --product-only --product-weights 0.3 0.6 1
+(the second: only the product's own signature, at each weight, beside a later model's embedding).
 RUN is a bench/devset_train.sh output folder (catalog.csv, heldout.tsv, street/queries.tsv,
 model/, index-model/ built with the RGB signature, kind "rgb6"). The first line of each query set
 is that index's own ranks; the "rgb6 sqrt, w 0.4" line recomputes them and should read the same.
@@ -281,6 +283,14 @@ def main() -> None:
         "--untrained-weights", type=float, nargs="*", default=[], help="also score these weights with no model"
     )
     parser.add_argument("--pattern", type=float, nargs="*", default=[0.2, 0.3, 0.4])
+    parser.add_argument(
+        "--product-weights",
+        type=float,
+        nargs="*",
+        default=[colour_fusion.DEFAULT_WEIGHT],
+        help="the product's own signature at these weights",
+    )
+    parser.add_argument("--product-only", action="store_true", help="score only the product's own signature")
     args = parser.parse_args()
     engine = SearchEngine(args.run / "index-model")
     catalogue = catalogue_cache(args.run, engine)
@@ -294,7 +304,7 @@ def main() -> None:
         print(f" {name} ({len(data['products'])} queries, {int((half[name] == 0).sum())} in A)")
         print(line("the index's own fine search", [int(r) or None for r in data["ranks"]], half[name]))
         print(line("embedding alone", ranks_of(cosine[name], targets[name]), half[name]))
-    for variant in dict.fromkeys(["rgb6 sqrt", *args.variants]):
+    for variant in [] if args.product_only else dict.fromkeys(["rgb6 sqrt", *args.variants]):
         make = VARIANTS[variant]
         cat = blockwise(make, catalogue["pictures"])
         print(f"== {variant} ({cat.shape[1]} cells)")
@@ -302,26 +312,15 @@ def main() -> None:
             dots = blockwise(make, data["pictures"]) @ cat.T
             for w in args.weights:
                 print(line(f"{name}, w {w:g}", ranks_of(cosine[name] + w * dots, targets[name]), half[name]))
-    colour = VARIANTS[args.pattern_with]
-    colour_cat = blockwise(colour, catalogue["pictures"])
-    pattern_cat = lbp(catalogue["pictures"])
-    print(f"== {args.pattern_with} at w 0.3 and a pattern (local binary patterns) at weight p")
-    for name, data in sets.items():
-        colour_dots = blockwise(colour, data["pictures"]) @ colour_cat.T
-        pattern = lbp(data["pictures"])
-        for cells, q, c in (
-            ("256", pattern, pattern_cat),
-            ("uniform 59", uniform_lbp(pattern), uniform_lbp(pattern_cat)),
-        ):
-            for p in args.pattern:
-                fused = cosine[name] + 0.3 * colour_dots + p * (q @ c.T)
-                print(line(f"{name}, {cells} cells, p {p:g}", ranks_of(fused, targets[name]), half[name]))
+    if not args.product_only:
+        patterns(args.pattern_with, args.pattern, catalogue, sets, cosine, targets, half)
     weight = colour_fusion.DEFAULT_WEIGHT
-    print(f"== the product's signature ({colour_signature.DEFAULT_KIND}, firs.vision.colour_signature) at w {weight}")
+    print(f"== the product's signature ({colour_signature.DEFAULT_KIND}, firs.vision.colour_signature) at w")
     product_cat = blockwise(product_signature, catalogue["pictures"])
     for name, data in sets.items():
         dots = blockwise(product_signature, data["pictures"]) @ product_cat.T
-        print(line(f"{name}", ranks_of(cosine[name] + weight * dots, targets[name]), half[name]))
+        for w in args.product_weights:
+            print(line(f"{name}, w {w:g}", ranks_of(cosine[name] + w * dots, targets[name]), half[name]))
     if args.untrained_weights:
         untrained(engine, catalogue, sets, targets, half, args.untrained_weights, product_cat)
     if args.second_model is None:
@@ -337,6 +336,32 @@ def main() -> None:
         print(line(f"{name}, the second model", ranks_of(alone + weight * dots, targets[name]), half[name]))
         both = (cosine[name] + alone) / 2 + weight * dots
         print(line(f"{name}, both", ranks_of(both, targets[name]), half[name]))
+
+
+def patterns(
+    pattern_with: str,
+    weights: list[float],
+    catalogue: dict[str, Any],
+    sets: dict[str, dict[str, Any]],
+    cosine: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    half: dict[str, np.ndarray],
+) -> None:
+    """The colour cells `pattern_with` at w 0.3 with a pattern (LBP) at each weight."""
+    colour = VARIANTS[pattern_with]
+    colour_cat = blockwise(colour, catalogue["pictures"])
+    pattern_cat = lbp(catalogue["pictures"])
+    print(f"== {pattern_with} at w 0.3 and a pattern (local binary patterns) at weight p")
+    for name, data in sets.items():
+        colour_dots = blockwise(colour, data["pictures"]) @ colour_cat.T
+        pattern = lbp(data["pictures"])
+        for cells, q, c in (
+            ("256", pattern, pattern_cat),
+            ("uniform 59", uniform_lbp(pattern), uniform_lbp(pattern_cat)),
+        ):
+            for p in weights:
+                fused = cosine[name] + 0.3 * colour_dots + p * (q @ c.T)
+                print(line(f"{name}, {cells} cells, p {p:g}", ranks_of(fused, targets[name]), half[name]))
 
 
 def untrained(
