@@ -9,34 +9,25 @@ mediapipe wheel carries only the full one). --int8: the landmark network (or bot
 quantised by NNCF's post-training quantisation, calibrated on what the networks see for the
 first 300 photos of --calibration (those photos are then left out of the comparison).
 
-Each photo is shrunk to the localiser's working size and both estimators run on it in turn.
-Prints: how often they agree that a person is there; the median landmark gap as a fraction of
-the torso length; the person masks' IoU (at 0.5); ms per photo for each.
+Each photo is shrunk to the localiser's working size and both estimators run on it in turn;
+the same figures as bench/pose_runtime.py are printed (agreement, landmark gap over the torso
+length, visibility gap, mask IoU, ms per photo).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from pose_runtime import compare, working_size
 
 from firs.eval.queries import read_queries
 from firs.vision.compiled_net import CompiledPiece
 from firs.vision.localiser import WORK_SIDE
-from firs.vision.pose import LEFT_HIP, LEFT_SHOULDER, PoseEstimator, model_files
+from firs.vision.pose import PoseEstimator, model_files
 
 CALIBRATION = 300
-
-
-def working_size(path: Path) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    scale = min(1.0, WORK_SIDE / max(image.size))
-    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-    return np.ascontiguousarray(np.asarray(image))
 
 
 class _Recorder:
@@ -91,33 +82,7 @@ def main() -> None:
         variant = PoseEstimator()
         variant._landmarks = CompiledPiece(openvino.Core().read_model(str(args.landmarks)), None, 1)
     photos = photos[: args.limit]
-    shipped = PoseEstimator()
-    agree, gaps, ious = 0, [], []
-    times: dict[str, list[float]] = {"shipped": [], "variant": []}
-    for number, path in enumerate(photos):
-        rgb = working_size(path)
-        answers = {}
-        for name, estimator in (("shipped", shipped), ("variant", variant)):
-            start = time.perf_counter()
-            answers[name] = estimator.estimate(rgb)
-            if number >= 3:  # first calls pay set-up costs
-                times[name].append((time.perf_counter() - start) * 1000)
-        a, b = answers["shipped"], answers["variant"]
-        agree += (a is None) == (b is None)
-        if a is not None and b is not None:
-            torso = max(float(np.linalg.norm(a.points[LEFT_SHOULDER] - a.points[LEFT_HIP])), 1.0)
-            gaps.append(float(np.median(np.linalg.norm(a.points - b.points, axis=1))) / torso)
-            ma, mb = a.mask > 0.5, b.mask > 0.5
-            ious.append(float((ma & mb).sum() / max(1, (ma | mb).sum())))
-
-    print(f"machine: {platform.processor() or platform.machine()}, photos: {len(photos)} at {WORK_SIDE} px")
-    print(f"person found by both or neither: {agree}/{len(photos)}; by both: {len(gaps)}")
-    if gaps:
-        print(f"landmark gap / torso: median {np.median(gaps):.4f}, p90 {np.percentile(gaps, 90):.4f}")
-        print(f"person mask IoU: median {np.median(ious):.4f}, p10 {np.percentile(ious, 10):.4f}")
-    ms = {name: float(np.median(values)) for name, values in times.items()}
-    ratio = ms["variant"] / ms["shipped"]
-    print(f"ms per photo, p50: shipped {ms['shipped']:.2f}, variant {ms['variant']:.2f} ({ratio:.2f}x)")
+    compare({"shipped": PoseEstimator().estimate, "variant": variant.estimate}, photos, WORK_SIDE)
 
 
 if __name__ == "__main__":
