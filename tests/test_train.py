@@ -387,6 +387,13 @@ def test_the_cli_trains_and_reports(paired: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert code == 0 and "untrained: held-out R@1" in out and (tmp_path / "m" / HEAD).is_file()
     assert "the last 2 backbone block(s) tuned" in out
+    # --resume says so when there is nothing to resume (a mistyped --out would start over unseen).
+    common = ["train", "--queries", str(paired / "pairs.tsv"), "--catalog", str(paired / "catalog.csv")]
+    small = ["--epochs", "2", "--dim", "16", "--views", "1", "--quiet", "--resume"]
+    assert main([*common, "--out", str(tmp_path / "m"), *small]) == 0
+    assert "no checkpoint" not in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "m-typo"), *small]) == 0
+    assert f"--resume: no checkpoint in {tmp_path / 'm-typo'}" in capsys.readouterr().err
     for bad in (["--tune-blocks", "3"], ["--margin", "1.5"], ["--margin", "-0.1"], ["--dim", "8", "--members", "5"]):
         assert main(["train", "--catalog", str(paired / "catalog.csv"), "--out", str(tmp_path / "x"), *bad]) == 2
     errors = capsys.readouterr().err

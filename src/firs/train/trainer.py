@@ -30,6 +30,7 @@ from ..index.whitening import Whitening, fit_whitening
 from ..vision.backbone_tail import BackboneTail, Tail, load_tail, member_prefix
 
 CHECKPOINT = "checkpoint"
+STATE = "state.json"  # in a checkpoint folder, written last: a checkpoint is there when it is
 
 
 @dataclass
@@ -285,8 +286,8 @@ def train_heads(
     key = _options_key(options, f"{data_key}|member {member}")
     first_epoch, best, waited = 1, -math.inf, 0
     state_dir = folder / CHECKPOINT if member == 0 else folder / CHECKPOINT / f"member{member}"
-    if resume and (state_dir / "state.json").is_file():
-        state = json.loads((state_dir / "state.json").read_text())
+    if resume and (state_dir / STATE).is_file():
+        state = json.loads((state_dir / STATE).read_text())
         if state.get("key") != key:
             raise FirsError(
                 f"{state_dir}: the checkpoint was made with other data or options; drop --resume to start over"
@@ -450,8 +451,8 @@ def _checkpoint(
                 layout["state"][str(index)][name] = {"value": value}
     save_file({k: v.cpu() for k, v in tensors.items()}, str(folder / "state.safetensors.part"))
     (folder / "state.safetensors.part").replace(folder / "state.safetensors")
-    (folder / "state.json.part").write_text(json.dumps({**state, "optimizer": layout}) + "\n")
-    (folder / "state.json.part").replace(folder / "state.json")
+    (folder / f"{STATE}.part").write_text(json.dumps({**state, "optimizer": layout}) + "\n")
+    (folder / f"{STATE}.part").replace(folder / STATE)
 
 
 def _optimizer_state(
