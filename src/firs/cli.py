@@ -507,7 +507,7 @@ def _print_first(lines: list[str], more: str, shown: int = 5) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .train.run import TrainSetup, train_model
-    from .train.trainer import CHECKPOINT, STATE, TrainOptions
+    from .train.trainer import TrainOptions, has_checkpoint
 
     given = {
         name: getattr(args, name)
@@ -556,7 +556,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.cache_dir:
         setup.cache_dir = args.cache_dir
     setup.feature_cache = args.feature_cache
-    if args.resume and not (args.out / CHECKPOINT / STATE).is_file():  # a mistyped --out would start over unseen
+    if args.resume and not has_checkpoint(args.out):  # a mistyped --out would start over unseen
         print(f"firs train: --resume: no checkpoint in {args.out}; training starts at the first epoch", file=sys.stderr)
     report = train_model(setup)
     history = report.outcome.history

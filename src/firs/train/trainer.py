@@ -33,6 +33,15 @@ CHECKPOINT = "checkpoint"
 STATE = "state.json"  # in a checkpoint folder, written last: a checkpoint is there when it is
 
 
+def checkpoint_dir(folder: Path, member: int = 0) -> Path:
+    """Where a member's checkpoint lives in MODEL_DIR (the first member's at the top)."""
+    return folder / CHECKPOINT if member == 0 else folder / CHECKPOINT / f"member{member}"
+
+
+def has_checkpoint(folder: Path, member: int = 0) -> bool:
+    return (checkpoint_dir(folder, member) / STATE).is_file()
+
+
 @dataclass
 class TrainOptions:
     epochs: int = 20  # dev set, the defaults below: the best validation epoch was 13-17
@@ -285,8 +294,8 @@ def train_heads(
     outcome = Outcome(*model.snapshot())
     key = _options_key(options, f"{data_key}|member {member}")
     first_epoch, best, waited = 1, -math.inf, 0
-    state_dir = folder / CHECKPOINT if member == 0 else folder / CHECKPOINT / f"member{member}"
-    if resume and (state_dir / STATE).is_file():
+    state_dir = checkpoint_dir(folder, member)
+    if resume and has_checkpoint(folder, member):
         state = json.loads((state_dir / STATE).read_text())
         if state.get("key") != key:
             raise FirsError(
