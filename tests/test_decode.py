@@ -115,12 +115,12 @@ def _jpeg(size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("side", "scale"), [(384, 8), (1024, 2)])
+@pytest.mark.parametrize(("side", "scale"), [(480, 8), (1024, 2)])
 def test_a_phone_jpeg_decodes_at_the_least_scale_that_covers_the_side(
     side: int, scale: int, decoded_sizes: list[tuple[int, int]]
 ) -> None:
     photo = decode_photo(_jpeg((4032, 3024)), "phone.jpg", side)
-    # 4032 x 3024 fitted into `side` is side x 3/4 side: 1/8 scale (504 x 378) still covers 384 x 288.
+    # 4032 x 3024 fitted into `side` is side x 3/4 side: 1/8 scale (504 x 378) still covers 480 x 360.
     assert decoded_sizes == [(4032 // scale, 3024 // scale)]
     assert photo.image.size == (side, side * 3 // 4) and photo.size == (4032, 3024)
 
@@ -132,8 +132,8 @@ def test_a_photo_needed_down_to_a_short_side_decodes_no_larger(
     size: tuple[int, int], decoded: tuple[int, int], reduced: tuple[int, int], decoded_sizes: list[tuple[int, int]]
 ) -> None:
     """The whole-photo search needs the embedder's 224 px on the short side: a JPEG decodes at the
-    least scale that still covers it, whatever the photo's shape (a tall phone photo too, whose long
-    side then passes the localiser's 384), and is reduced to just that."""
+    least scale that still covers it, whatever the photo's shape (a tall phone photo too), and is
+    reduced to just that."""
     photo = decode_photo(_jpeg(size), "photo.jpg", cover=224)
     assert decoded_sizes == [decoded]
     assert photo.image.size == reduced and min(photo.image.size) == 224 and photo.size == size
