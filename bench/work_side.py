@@ -2,11 +2,12 @@
 
     python bench/work_side.py --index INDEX --queries QUERIES.tsv [--sides 320 384 448 480 512 640]
 
-The working size (`vision.localiser.WORK_SIDE`) is the long side to which a search's photo is
-decoded and at which the person is located and the garment cut out. Each size runs every query
-through `firs eval`'s fine mode against the same index (its catalogue side stays as it was built)
-and prints recall, mAP and the p50 of each stage. Photos already smaller than a size are
-searched as they are, so only larger photos (street scenes, phone photos) tell the sizes apart.
+The working size (`GarmentLocaliser.work_side`, by default `vision.localiser.WORK_SIDE`) is the
+long side to which a search's photo is decoded and at which the person is located and the garment
+cut out. Each size runs every query through `firs eval`'s fine mode against the same index (its
+catalogue side stays as it was built) and prints recall, mAP and the p50 of each stage. Photos
+already smaller than a size are searched as they are, so only larger photos (street scenes,
+phone photos) tell the sizes apart.
 """
 
 from __future__ import annotations
@@ -17,13 +18,8 @@ from pathlib import Path
 
 from firs.eval.runner import evaluate
 from firs.runtime import limit_blas_threads, tune_allocator
-from firs.search import engine as engine_module
 from firs.search.engine import SearchEngine
 from firs.vision import localiser
-
-
-def set_work_side(side: int) -> None:
-    localiser.WORK_SIDE = engine_module.WORK_SIDE = side
 
 
 def main() -> None:
@@ -38,7 +34,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; built-in size {localiser.WORK_SIDE}")
     print("side  R@1   R@5   R@10  R@20  mAP   | p50 ms: decode detect segment embed total")
     for side in args.sides:
-        set_work_side(side)
+        engine.localiser.work_side = side
         fine = evaluate(engine, args.queries, ["fine"], progress=False)["fine"]
         recall = "  ".join(f"{fine[f'recall@{k}']:.3f}" for k in (1, 5, 10, 20))
         p50 = fine["timings_ms"]

@@ -589,6 +589,32 @@ def test_street_scene_views_are_the_person_found_again_in_a_scene(
     assert [p.origin for p in again.pairs] == [p.origin for p in renamed] and len(altered) == 6
 
 
+def test_features_cut_out_at_another_working_size_are_made_again_not_read_from_the_cache(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    person = Image.fromarray(data.astronaut())
+    specs = [s for s in catalogue_specs() if s.kind == "t-shirt"][:2]
+    pairs = []
+    for spec in specs:
+        _worn(draw_garment(spec, size=128, style=1), person).save(tmp_path / f"{spec.product_id}.jpg")
+        pairs.append(Pair(tmp_path / f"{spec.product_id}.jpg", spec.product_id, spec.product_id))
+    categories = {spec.product_id: [spec.kind] for spec in specs}
+    cache, usual = tmp_path / "cache", GarmentLocaliser()
+    smaller = GarmentLocaliser(estimator=usual.estimator, work_side=usual.work_side * 2 // 3)
+
+    def made(localiser: GarmentLocaliser) -> np.ndarray:
+        found = query_features(pairs, categories, embedder, localiser, cache, [], 2, progress=False, scenes=True)
+        return found.features
+
+    first = made(usual)
+    assert len(list(cache.iterdir())) == 1
+    # The photos and the options are the same, but the garments are cut out of other pixels.
+    other = made(smaller)
+    assert len(list(cache.iterdir())) == 2
+    assert not np.array_equal(first[:, 1], other[:, 1])
+    assert np.array_equal(made(usual), first)  # each size's cache is read back
+
+
 def test_training_killed_at_a_random_moment_resumes_to_the_end(paired: Path, features: Path, tmp_path: Path) -> None:
     out, epochs = tmp_path / "model", 40  # the default model: the heads and the backbone's last two blocks
     command = [sys.executable, "-m", "firs.cli", "train", "--queries", str(paired / "pairs.tsv")]

@@ -27,7 +27,7 @@ from ..vision import colour_signature
 from ..vision.backbone_tail import Tail
 from ..vision.decode import Photo, decode_image, decode_photo, read_bytes
 from ..vision.embedder import Embedder, EmbedderSpec
-from ..vision.localiser import REGION_CHOICES, WORK_SIDE, GarmentLocaliser
+from ..vision.localiser import REGION_CHOICES, GarmentLocaliser
 from ..vision.resample import PILLOW, check_resample
 from .filters import Condition
 from .tag_policy import VOTERS, Neighbour, query_tags, tag_candidates, vote_types
@@ -455,7 +455,7 @@ class SearchEngine:
         if query.mode == "simple":
             photo = decode_photo(data, name, cover=self.embedder.spec.input_size)
         else:
-            photo = decode_photo(data, name, WORK_SIDE)
+            photo = decode_photo(data, name, self.localiser.work_side)
         picture = photo.image
         extra["image_size"] = list(photo.size)
         clock.lap("decode")

@@ -31,7 +31,7 @@ from ..pipeline.views import FINE_RESIZE, FINE_VIEW_VERSION, fine_view, region_f
 from ..vision.backbone_tail import TRUNK_BLOCKS
 from ..vision.decode import load_image
 from ..vision.embedder import Embedder
-from ..vision.localiser import WORK_SIDE, GarmentLocaliser
+from ..vision.localiser import GarmentLocaliser
 from .augment import AUGMENTATIONS, street_scene, street_view, worn_view
 from .pairs import SYNTHETIC, WORN, Pair
 
@@ -132,7 +132,7 @@ def catalogue_features(
             embedder.spec.resample,
             "fine",
             FINE_VIEW_VERSION,
-            WORK_SIDE,  # where a worn picture is cut out
+            localiser.work_side,  # the size at which a worn picture is cut out
             kind,
             sorted([*_file_key(v), k] for k, v in paths.items()),
             sorted((p.id, region_for_categories(p.categories)) for p in products),  # where a worn picture is cut
@@ -197,7 +197,7 @@ def query_features(
             embedder.spec.resample,
             kind,
             FINE_VIEW_VERSION,  # synthetic pairs start from the product's fine view
-            WORK_SIDE,
+            localiser.work_side,
             views,
             seed,
             sorted(augmentations),

@@ -64,7 +64,8 @@ def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.
 
 class GarmentLocaliser:
     """Pose model loaded once; callable from any thread. `threads`, `streams`: the pose networks'
-    (compiled_net.CompiledPiece); `resample`: how a photo is scaled to the working size (the index's)."""
+    (compiled_net.CompiledPiece); `resample`: how a photo is scaled to the working size (the index's);
+    `work_side`: the working size."""
 
     def __init__(
         self,
@@ -73,10 +74,11 @@ class GarmentLocaliser:
         threads: int | None = None,
         streams: int = 1,
         resample: str = RESAMPLE,
+        work_side: int = WORK_SIDE,
     ) -> None:
         check_resample(resample)
         self.estimator = estimator or PoseEstimator(threads, streams)
-        self.grabcut, self.resample = grabcut, resample
+        self.grabcut, self.resample, self.work_side = grabcut, resample, work_side
         cv2.setNumThreads(1)  # small images: OpenCV's thread pool only adds waiting
 
     def pose(self, rgb: np.ndarray, upright: bool = False) -> Pose | None:
@@ -112,9 +114,9 @@ class GarmentLocaliser:
             raise QueryError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
         start = time.perf_counter()
         original_size = image.size
-        scale = min(1.0, WORK_SIDE / max(image.size))
+        scale = min(1.0, self.work_side / max(image.size))
         if scale < 1.0:  # masks at the working size; GrabCut at its own, smaller one
-            rgb = resized(image, *fitted(image.size, WORK_SIDE), self.resample)
+            rgb = resized(image, *fitted(image.size, self.work_side), self.resample)
             image = Image.fromarray(rgb)
         else:
             rgb = np.asarray(image)
