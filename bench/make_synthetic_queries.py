@@ -2,7 +2,10 @@
 person mask), shrunk to 40-65 % of the scene height, pasted off-centre into a cluttered
 scene of other product photos (flat shots, never the query's own product) and textures.
     python bench/make_synthetic_queries.py [--n 1000] [--out bench/out/synthetic]
-Writes OUT/queries/*.jpg and OUT/queries.tsv (header query<TAB>product_id).
+        [--scene 640x480] [--person 0.4 0.65]
+Writes OUT/queries/*.jpg and OUT/queries.tsv (header query<TAB>product_id). A bigger scene with a
+smaller share for the person keeps the person's own pixels (the dev photos are 256 px tall) in a
+photo that a working size shrinks more: a person seen from further off in a phone's photo.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "viton-d
 SCENE = (640, 480)
 
 
-def clutter(rng: random.Random, products: list[Path], exclude: str) -> Image.Image:
-    scene = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270))).resize(SCENE).convert("RGB")
-    tint = Image.new("RGB", SCENE, tuple(rng.randint(40, 220) for _ in range(3)))
+def clutter(rng: random.Random, products: list[Path], exclude: str, size: tuple[int, int] = SCENE) -> Image.Image:
+    scene = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270))).resize(size).convert("RGB")
+    tint = Image.new("RGB", size, tuple(rng.randint(40, 220) for _ in range(3)))
     scene = Image.blend(scene, tint, 0.6)
     draw = ImageDraw.Draw(scene)
     for _ in range(12):  # textures: stripes and blobs
-        x, y = rng.randrange(SCENE[0]), rng.randrange(SCENE[1])
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
         colour = tuple(rng.randint(0, 255) for _ in range(3))
         if rng.random() < 0.5:
             for i in range(0, 120, 12):
@@ -42,7 +45,7 @@ def clutter(rng: random.Random, products: list[Path], exclude: str) -> Image.Ima
             continue
         other = load_image(path)
         other.thumbnail((rng.randint(90, 170),) * 2)
-        scene.paste(other, (rng.randrange(SCENE[0] - other.width), rng.randrange(SCENE[1] - other.height)))
+        scene.paste(other, (rng.randrange(size[0] - other.width), rng.randrange(size[1] - other.height)))
     return scene.filter(ImageFilter.GaussianBlur(0.8))
 
 
@@ -53,7 +56,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("bench/out/synthetic"))
     parser.add_argument("--queries", type=Path, help="make them from this TSV's queries (default: all dev queries)")
+    parser.add_argument("--scene", default="640x480", help="the scene's width x height")
+    parser.add_argument("--person", type=float, nargs=2, default=(0.4, 0.65), help="the person's share of its height")
     args = parser.parse_args()
+    size = tuple(int(v) for v in args.scene.lower().split("x"))
+    if len(size) != 2 or min(size) < 64:
+        parser.error(f"--scene {args.scene!r}: give WIDTHxHEIGHT, each at least 64")
     rng = random.Random(args.seed)
     source = args.queries or args.data / "queries.tsv"
     with source.open() as handle:
@@ -71,12 +79,12 @@ def main() -> None:
         if pose is None:
             continue
         alpha = Image.fromarray((np.clip(pose.mask, 0, 1) * 255).astype(np.uint8))
-        height = int(SCENE[1] * rng.uniform(0.4, 0.65))
+        height = int(size[1] * rng.uniform(*args.person))
         width = int(person.width * height / person.height)
         person, alpha = person.resize((width, height)), alpha.resize((width, height))
-        scene = clutter(rng, products, row["product_id"])
-        left = rng.choice((rng.randint(0, SCENE[0] // 4), rng.randint(SCENE[0] // 2, SCENE[0] - width)))
-        top = rng.randint(0, SCENE[1] - height)
+        scene = clutter(rng, products, row["product_id"], size)
+        left = rng.choice((rng.randint(0, size[0] // 4), rng.randint(size[0] // 2, size[0] - width)))
+        top = rng.randint(0, size[1] - height)
         scene.paste(person, (left, top), alpha)
         name = f"queries/syn_{Path(row['query']).stem}.jpg"
         scene.save(args.out / name, quality=88)
