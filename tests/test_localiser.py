@@ -180,3 +180,21 @@ def test_the_garment_mask_depends_only_on_the_pixels_around_the_person(localiser
         assert np.array_equal(
             garment_mask(np.ascontiguousarray(canvas[crop]), moved, inside, grabcut=True), whole[crop]
         )
+
+
+def test_a_person_far_off_in_a_big_photo_is_cut_out_at_a_larger_size(
+    localiser: GarmentLocaliser, astronaut: Image.Image
+) -> None:
+    photo = Image.new("RGB", (2048, 1536), (120, 140, 110))
+    photo.paste(astronaut.resize((400, 400)), (1300, 800))  # ~95 px tall at the 480 px working size
+    plain, closer = localiser.locate(photo), localiser.locate(photo, closer=True)
+    assert plain.picture is not None and closer.picture is not None
+    assert max(plain.picture.shape) == localiser.work_side < max(closer.picture.shape) <= 960
+    (far,), (near,) = plain.items, closer.items
+    assert near.view.width > far.view.width * 1.5  # the garment has more of its own pixels
+    # Boxes and masks are in the pixels of the photo passed in, either way.
+    assert all(abs(a - b) <= 12 for a, b in zip(far.region.box, near.region.box, strict=True))
+    assert near.mask is not None and near.mask.shape == (1536, 2048)
+    # A person tall enough at the working size is cut out there.
+    found = localiser.locate(astronaut, closer=True)
+    assert found.picture is not None and found.picture.shape[:2] == (480, 480)

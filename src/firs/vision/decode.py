@@ -36,7 +36,7 @@ MAX_ASPECT = 20  # a strip thinner than 1:20 is no photo of a garment
 # decoding) with the bytes per pixel measured for each mode (decoder buffers and the
 # conversion to RGB included; bench/burst_memory.py); over it, the image is refused.
 MAX_DECODE_BYTES = 256 * 1024 * 1024
-WORK_SIDE = 1024  # long side of every decoded picture: the models see 224-480 px
+WORK_SIDE = 1024  # long side of every decoded picture: a search uses at most 960 px
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF"}  # PIL's names; HEIF holds HEIC
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _UPRIGHT = {  # EXIF orientation -> the turn that shows the picture upright

@@ -28,6 +28,11 @@ AUTO_ORDER = ("upper", "full", "lower", "feet")
 # and street fine R@1 read .471 against .494 at 480 (448-640 all .485-.494; 320 .423), for
 # ~0.3 ms more a search (docs/architecture.md, "The working size").
 WORK_SIDE = 480
+# With `closer`, a person shorter than this at the working size is cut out of the photo at a larger
+# size, up to CLOSER_SIDE on its long side: people seen from further off (docs/architecture.md,
+# "The working size"). The pose itself needs no more: its networks see 224 and 256 px.
+MIN_PERSON_HEIGHT = 224
+CLOSER_SIDE = 960
 REGION_CHOICES = ("auto", *REGIONS)
 
 
@@ -48,7 +53,8 @@ class Localisation:
     detect_ms: float = 0.0
     segment_ms: float = 0.0
     found: list[str] = field(default_factory=list)  # every body region the pose showed
-    pose: Pose | None = None  # at the working size: another region of the same photo reuses it
+    pose: Pose | None = None  # on `picture`: another region of the same photo reuses both
+    picture: np.ndarray | None = None  # the RGB the garments were cut out of
 
 
 def _rotate_points(points: np.ndarray, turns: int, size: tuple[int, int]) -> np.ndarray:
@@ -95,6 +101,24 @@ class GarmentLocaliser:
                 return Pose(_rotate_points(found.points, turns, size), found.visibility, np.ascontiguousarray(mask))
         return pose
 
+    def _closer(self, image: Image.Image, rgb: np.ndarray, pose: Pose) -> tuple[np.ndarray, Pose]:
+        """Where the person is under MIN_PERSON_HEIGHT px tall in `rgb` (`image` at the working size),
+        `image` at the size that makes them that tall (at most CLOSER_SIDE or its own) and the pose
+        scaled to it. Their height is the person mask's longer extent: a photo may lie on its side."""
+        _, _, width, height = cv2.boundingRect((pose.mask > 0.5).view(np.uint8))
+        tall = max(width, height)
+        if not tall or tall >= MIN_PERSON_HEIGHT:
+            return rgb, pose
+        side = max(rgb.shape[:2])
+        wanted = min(CLOSER_SIDE, max(image.size), round(side * MIN_PERSON_HEIGHT / tall))
+        if wanted <= side:  # the photo holds no more pixels
+            return rgb, pose
+        if wanted == max(image.size):
+            bigger = np.asarray(image)
+        else:
+            bigger = resized(image, *fitted(image.size, wanted), self.resample)
+        return bigger, pose.scaled(bigger.shape[1], bigger.shape[0])
+
     def locate(
         self,
         image: Image.Image,
@@ -103,27 +127,36 @@ class GarmentLocaliser:
         strict: bool = True,
         upright: bool = False,
         again: Localisation | None = None,
+        closer: bool = False,
     ) -> Localisation:
-        """The garment(s) to search for: one (the chosen region) or all regions found.
+        """The garment(s) to search for: one (the chosen region) or all regions found; boxes and
+        masks in `image`'s pixels.
 
         A named region that is not in the photo is an error, or with strict=False the
         automatic choice. `upright`: the picture is not on its side (a catalogue's), so it
-        is not tried turned. `again`: this photo's earlier localisation, whose pose is reused.
+        is not tried turned. `again`: this photo's earlier localisation, whose pose and picture
+        are reused. `closer`: a person small at the working size is cut out of `image` at a
+        larger size (at most CLOSER_SIDE; `image` should have it).
         """
         if region not in REGION_CHOICES:
             raise QueryError(f"unknown region {region!r}; choose one of {', '.join(REGION_CHOICES)}")
         start = time.perf_counter()
         original_size = image.size
-        scale = min(1.0, self.work_side / max(image.size))
-        if scale < 1.0:  # masks at the working size; GrabCut at its own, smaller one
-            rgb = resized(image, *fitted(image.size, self.work_side), self.resample)
-            image = Image.fromarray(rgb)
+        if again is not None and again.picture is not None:
+            rgb, pose = again.picture, again.pose
         else:
-            rgb = np.asarray(image)
-        pose = again.pose if again is not None else self.pose(rgb, upright)
+            if max(image.size) > self.work_side:  # masks at the working size; GrabCut at its own, smaller one
+                rgb = resized(image, *fitted(image.size, self.work_side), self.resample)
+            else:
+                rgb = np.asarray(image)
+            pose = self.pose(rgb, upright)
+            if pose is not None and closer:
+                rgb, pose = self._closer(image, rgb, pose)
+        if rgb.shape[:2] != (image.height, image.width):
+            image = Image.fromarray(rgb)
         regions = body_regions(pose, rgb.shape[:2]) if pose is not None else []
         detected = time.perf_counter()
-        result = Localisation(found=[r.name for r in regions], pose=pose)
+        result = Localisation(found=[r.name for r in regions], pose=pose, picture=rgb)
         if regions:
             by_name = {r.name: r for r in regions}
             if all_items:
@@ -151,7 +184,8 @@ class GarmentLocaliser:
                 height, width = rgb.shape[:2]
                 item = Region("image", (0, 0, width, height), np.ones((height, width), bool), 0.0)
                 result.items.append(Located(item, image))
-        if scale < 1.0:
+        if image.size != original_size:
+            scale = max(image.size) / max(original_size)
             for item in result.items:
                 item.region.box = tuple(round(v / scale) for v in item.region.box)
                 if item.mask is not None:

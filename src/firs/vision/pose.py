@@ -53,6 +53,12 @@ class Pose:
     def visible(self, *ids: int, threshold: float = 0.5) -> bool:
         return bool(np.all(self.visibility[list(ids)] >= threshold))
 
+    def scaled(self, width: int, height: int) -> Pose:
+        """The same pose on the same picture at another size (width x height)."""
+        factor = np.array([width / self.mask.shape[1], height / self.mask.shape[0]], np.float32)
+        mask = cv2.resize(self.mask, (width, height), interpolation=cv2.INTER_LINEAR)
+        return Pose(self.points * factor, self.visibility, mask)
+
 
 def model_files() -> tuple[Path, Path]:
     """The detector and landmark networks inside the installed mediapipe wheel (found without
