@@ -447,16 +447,15 @@ class SearchEngine:
         image = query.image
         assert image is not None
         data = image if isinstance(image, bytes) else read_bytes(image)
-        # Decoded straight to the size the mode needs: what the localiser may cut a person seen from
-        # further off out of, or for the whole photo the embedder's input on the short side. A JPEG
-        # is decoded at 1/2, 1/4 or 1/8 scale
-        # where that covers it: a phone's 12-megapixel photo ~9 ms against 55 at 1024 px, a 640 x 480
-        # one for simple search 0.6 against 1.4 ms at 384 px.
+        # Decoded straight to the size the mode needs: for the localiser at most CLOSER_SIDE (it works
+        # on a 480 px copy and cuts a person seen from further off out of this), for the whole photo
+        # the embedder's input on the short side. A JPEG is decoded at 1/2, 1/4 or 1/8 scale where
+        # that covers it: a phone's 12-megapixel photo in ~7-10 ms against 55 at full size.
         name = "query" if isinstance(image, bytes) else str(image)
         if query.mode == "simple":
             photo = decode_photo(data, name, cover=self.embedder.spec.input_size)
         else:
-            photo = decode_photo(data, name, CLOSER_SIDE)  # the localiser makes its smaller copy
+            photo = decode_photo(data, name, CLOSER_SIDE)
         picture = photo.image
         extra["image_size"] = list(photo.size)
         clock.lap("decode")
@@ -466,12 +465,7 @@ class SearchEngine:
             results = self.neighbours(vector, query.k, "simple", allowed)
             clock.lap("search")
             return SearchAnswer(results, clock.done(), query.mode, extra)
-        located = self.localiser.locate(
-            picture,
-            region=query.region,
-            all_items=query.all_items,
-            closer=True,
-        )
+        located = self.localiser.locate(picture, region=query.region, all_items=query.all_items, closer=True)
         clock.stages.update(detect=located.detect_ms, segment=located.segment_ms)
         clock.last = time.perf_counter()
         first = None  # the first garment's vector, probabilities, voters and ANN answer, when already taken
