@@ -3,11 +3,12 @@
     python bench/work_side.py --index INDEX --queries QUERIES.tsv [--sides 320 384 448 480 512 640]
 
 The working size (`GarmentLocaliser.work_side`, by default `vision.localiser.WORK_SIDE`) is the
-long side to which a search's photo is decoded and at which the person is located and the garment
-cut out. Each size runs every query through `firs eval`'s fine mode against the same index (its
-catalogue side stays as it was built) and prints recall, mAP and the p50 of each stage. Photos
-already smaller than a size are searched as they are, so only larger photos (street scenes,
-phone photos) tell the sizes apart.
+long side of the copy of a search's photo on which the person is located and the garment cut out
+(a person under `MIN_PERSON_HEIGHT` px there is cut out of the photo at a larger size). Each size
+runs every query through `firs eval`'s fine mode against the same index (its catalogue side stays
+as it was built) and prints recall, mAP and the p50 of each stage. Photos already smaller than a
+size are searched as they are, so only larger photos (street scenes, phone photos) tell the sizes
+apart.
 """
 
 from __future__ import annotations
