@@ -113,11 +113,14 @@ class GarmentLocaliser:
         wanted = min(CLOSER_SIDE, max(image.size), round(side * MIN_PERSON_HEIGHT / tall))
         if wanted <= side:  # the photo holds no more pixels
             return rgb, pose
-        if wanted == max(image.size):
-            bigger = np.asarray(image)
-        else:
-            bigger = resized(image, *fitted(image.size, wanted), self.resample)
+        bigger = self._at_most(image, wanted)
         return bigger, pose.scaled(bigger.shape[1], bigger.shape[0])
+
+    def _at_most(self, image: Image.Image, side: int) -> np.ndarray:
+        """`image`'s RGB pixels, scaled down to `side` px on its long side where it is longer."""
+        if max(image.size) > side:
+            return resized(image, *fitted(image.size, side), self.resample)
+        return np.asarray(image)
 
     def locate(
         self,
@@ -145,10 +148,7 @@ class GarmentLocaliser:
         if again is not None and again.picture is not None:
             rgb, pose = again.picture, again.pose
         else:
-            if max(image.size) > self.work_side:  # masks at the working size; GrabCut at its own, smaller one
-                rgb = resized(image, *fitted(image.size, self.work_side), self.resample)
-            else:
-                rgb = np.asarray(image)
+            rgb = self._at_most(image, self.work_side)  # masks at the working size; GrabCut at its own, smaller one
             pose = self.pose(rgb, upright)
             if pose is not None and closer:
                 rgb, pose = self._closer(image, rgb, pose)
