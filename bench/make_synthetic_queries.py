@@ -59,9 +59,12 @@ def main() -> None:
     parser.add_argument("--scene", default="640x480", help="the scene's width x height")
     parser.add_argument("--person", type=float, nargs=2, default=(0.4, 0.65), help="the person's share of its height")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.scene.lower().split("x"))
-    if len(size) != 2 or min(size) < 64:
+    parts = args.scene.lower().split("x")
+    if len(parts) != 2 or not all(v.isdigit() for v in parts) or min(int(v) for v in parts) < 64:
         parser.error(f"--scene {args.scene!r}: give WIDTHxHEIGHT, each at least 64")
+    size = (int(parts[0]), int(parts[1]))
+    if not 0 < args.person[0] <= args.person[1] <= 1:
+        parser.error(f"--person {args.person[0]} {args.person[1]}: give LOW HIGH with 0 < LOW <= HIGH <= 1")
     rng = random.Random(args.seed)
     source = args.queries or args.data / "queries.tsv"
     with source.open() as handle:
